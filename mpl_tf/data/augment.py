@@ -1,0 +1,126 @@
+"""Weak and strong augmentation of image batches (MPL_SPEC section 5).
+
+Weak: random horizontal flip (where the data allows it), pad and random crop.
+Strong: weak -> RandAugment (2 ops chosen per image, keras-cv) -> cutout ->
+weak again, as in the reference.
+
+Every op works on a whole batch at once (float32 in [0, 255], NHWC). The
+randomness of flip, crop and cutout is stateless and drawn from a seed the
+caller derives from (run seed, step), so the same step sees the same views
+after a restart. RandAugment draws from keras-cv's own generator.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+# The reference's magnitude runs 0..30 (its `augment_magnitude` flag, e.g. 16
+# for CIFAR); keras-cv's RandAugment takes 0..1. We divide by this.
+REFERENCE_MAX_MAGNITUDE = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """How one dataset is augmented. All sizes in pixels."""
+
+    image_size: int
+    pad: int             # pad-and-crop translation range
+    hflip: bool          # digits must not be mirrored; photos may
+    fill: float          # value for padding and cutout (reference: 128)
+    cutout: int          # side of the cutout square
+    magnitude: float     # RandAugment magnitude on the reference's 0..30 scale
+    ops_per_image: int = 2
+
+    def get_config(self):
+        return dataclasses.asdict(self)
+
+
+def _draw(seed, span, maxval=None):
+    """Per-image random numbers for images span=(start, total) of a batch.
+
+    Numbers are drawn for the whole global batch (`total`) and sliced, so an
+    image gets the same augmentation however the batch is split over
+    replicas.
+    """
+    start, total, size = span
+    if maxval is None:
+        values = tf.random.stateless_uniform([total], seed)
+    else:
+        values = tf.random.stateless_uniform([total], seed, 0, maxval,
+                                             dtype=tf.int32)
+    return values[start:start + size]
+
+
+def _span(images, span):
+    if span is None:
+        batch = tf.shape(images)[0]
+        return (0, batch, batch)
+    return span
+
+
+def flip_and_crop(images, cfg, seed, span=None):
+    """Random horizontal flip (if allowed) and pad-`cfg.pad`-random-crop.
+
+    `span=(start, total, size)` says which images of a global batch these are.
+    """
+    span = _span(images, span)
+    seeds = tf.random.split(seed, 3)
+    if cfg.hflip:
+        flip = _draw(seeds[0], span) < 0.5
+        images = tf.where(flip[:, None, None, None],
+                          tf.reverse(images, axis=[2]), images)
+    if cfg.pad > 0:
+        p = cfg.pad
+        size = cfg.image_size
+        padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]],
+                        constant_values=cfg.fill)
+        dy = _draw(seeds[1], span, 2 * p + 1)
+        dx = _draw(seeds[2], span, 2 * p + 1)
+        rows = dy[:, None] + tf.range(size)[None, :]
+        cols = dx[:, None] + tf.range(size)[None, :]
+        images = tf.gather(padded, rows, axis=1, batch_dims=1)
+        images = tf.gather(images, cols, axis=2, batch_dims=1)
+    return images
+
+
+def cutout(images, cfg, seed, span=None):
+    """Fill one `cfg.cutout`-sided square per image, centred anywhere."""
+    if cfg.cutout <= 0:
+        return images
+    span = _span(images, span)
+    seeds = tf.random.split(seed, 2)
+    size = cfg.image_size
+    cy = _draw(seeds[0], span, size)
+    cx = _draw(seeds[1], span, size)
+    half = cfg.cutout // 2
+    grid = tf.range(size)
+    in_rows = tf.abs(grid[None, :] - cy[:, None]) < half + cfg.cutout % 2
+    in_cols = tf.abs(grid[None, :] - cx[:, None]) < half + cfg.cutout % 2
+    inside = in_rows[:, :, None] & in_cols[:, None, :]
+    return tf.where(inside[..., None], tf.cast(cfg.fill, images.dtype), images)
+
+
+class StrongAugment:
+    """Strong view of a batch: flip/crop -> RandAugment -> cutout -> flip/crop.
+
+    keras-cv's RandAugment picks its operations per image (Keras' own layer
+    picks one set for the whole batch). It needs three channels.
+    """
+
+    def __init__(self, cfg, seed=0):
+        import keras_cv  # pylint: disable=import-outside-toplevel  (slow import)
+
+        self.cfg = cfg
+        self._rand_augment = keras_cv.layers.RandAugment(
+            value_range=(0, 255),
+            augmentations_per_image=cfg.ops_per_image,
+            magnitude=min(cfg.magnitude / REFERENCE_MAX_MAGNITUDE, 1.0),
+            seed=seed)
+
+    def __call__(self, images, seed, span=None):
+        seeds = tf.random.split(seed, 3)
+        images = flip_and_crop(images, self.cfg, seeds[0], span)
+        images = self._rand_augment(images)
+        images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
+        images = cutout(images, self.cfg, seeds[1], span)
+        return flip_and_crop(images, self.cfg, seeds[2], span)

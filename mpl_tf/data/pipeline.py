@@ -1,0 +1,117 @@
+"""tf.data input for training and evaluation, for any tf.distribute strategy.
+
+Training batches are a function of (seed, step): step t's global batch is a
+seeded draw without replacement from each split, and each replica takes its
+slice of it. So a resumed run sees the data it would have seen, and one
+device and N replicas see the same global batch (RandAugment's own choice of
+ops aside).
+
+Element i of an input pipeline's dataset feeds replica i mod (local
+replicas) at step start_step + i div (local replicas): that is the order in
+which `distribute_datasets_from_function` hands elements to replicas.
+"""
+
+import tensorflow as tf
+
+from mpl_tf.data import augment
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _pipeline_layout(input_context):
+    """(pipeline id, number of pipelines, replicas in sync)."""
+    if input_context is None:
+        return 0, 1, 1
+    return (input_context.input_pipeline_id,
+            input_context.num_input_pipelines,
+            input_context.num_replicas_in_sync)
+
+
+def _draw_indices(num_items, total, seed):
+    """`total` indices into range(num_items): a seeded permutation, tiled."""
+    repeats = -(-total // num_items)  # ceil
+    perms = [tf.random.experimental.stateless_shuffle(
+        tf.range(num_items), seed=tf.random.fold_in(seed, r))
+             for r in range(repeats)]
+    return tf.concat(perms, axis=0)[:total]
+
+
+class TrainInput:
+    """Builds the training dataset of one mode.
+
+    Elements are dicts: `l_images` [b,H,W,C] float32 0..255, `l_labels` [b]
+    int32; for uda/mpl also `u_weak` and `u_strong` [mu*b,H,W,C], where b is
+    the per-replica batch.
+    """
+
+    def __init__(self, source, aug_cfg, mode, global_batch, uda_data, seed,
+                 labeled_view="weak"):
+        self.source = source
+        self.aug_cfg = aug_cfg
+        self.mode = mode
+        self.global_batch = global_batch
+        self.uda_data = uda_data
+        self.seed = seed
+        self.labeled_view = labeled_view
+
+    def dataset(self, input_context=None, start_step=0):
+        pipeline_id, num_pipelines, replicas = _pipeline_layout(input_context)
+        local = replicas // num_pipelines
+        per_replica = self.global_batch // replicas
+        needs_strong = self.mode != "supervised" or self.labeled_view == "strong"
+        strong = (augment.StrongAugment(self.aug_cfg, seed=self.seed)
+                  if needs_strong else None)
+        l_images = tf.constant(self.source.labeled.images)
+        l_labels = tf.constant(self.source.labeled.labels, tf.int32)
+        u_images = (tf.constant(self.source.unlabeled.images)
+                    if self.mode != "supervised" else None)
+        cfg, gb, mu, seed = self.aug_cfg, self.global_batch, self.uda_data, self.seed
+        num_labeled = len(self.source.labeled)
+        num_unlabeled = len(self.source.unlabeled)
+
+        def element(i):
+            step = tf.cast(start_step, tf.int64) + i // local
+            replica = pipeline_id * local + tf.cast(i % local, tf.int32)
+            keys = tf.random.split(
+                tf.stack([tf.constant(seed, tf.int64), step]), 6)
+            start = replica * per_replica
+            idx = _draw_indices(num_labeled, gb, keys[0])
+            idx = idx[start:start + per_replica]
+            images = tf.cast(tf.gather(l_images, idx), tf.float32)
+            span = (start, gb, per_replica)
+            if self.labeled_view == "strong":
+                images = strong(images, keys[1], span)
+            else:
+                images = augment.flip_and_crop(images, cfg, keys[1], span)
+            out = {"l_images": images, "l_labels": tf.gather(l_labels, idx)}
+            if u_images is None:
+                return out
+            u_start, u_size = mu * start, mu * per_replica
+            u_idx = _draw_indices(num_unlabeled, mu * gb, keys[2])
+            u_batch = tf.cast(
+                tf.gather(u_images, u_idx[u_start:u_start + u_size]),
+                tf.float32)
+            u_span = (u_start, mu * gb, u_size)
+            out["u_weak"] = augment.flip_and_crop(u_batch, cfg, keys[3], u_span)
+            out["u_strong"] = strong(u_batch, keys[4], u_span)
+            return out
+
+        ds = tf.data.Dataset.range(2**62)
+        ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.prefetch(AUTOTUNE)
+
+
+def eval_dataset(split, batch_size, input_context=None):
+    """(images float32 0..255, labels) batches of a split, in order.
+
+    With several input pipelines each reads its own shard.
+    """
+    pipeline_id, num_pipelines, replicas = _pipeline_layout(input_context)
+    per_replica = max(1, batch_size // replicas)
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    if num_pipelines > 1:
+        ds = ds.shard(num_pipelines, pipeline_id)
+    ds = ds.batch(per_replica)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)),
+                num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

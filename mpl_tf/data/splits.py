@@ -1,0 +1,51 @@
+"""Seeded, class-balanced choice of the labeled images.
+
+numpy's PCG64 generator gives the same choice for the same seed on every
+machine and numpy version we support, so a split is a function of the seed.
+"""
+
+import numpy as np
+
+from mpl_tf.errors import ConfigError
+
+
+def class_balanced_indices(labels, num, seed, what="--dataset_name"):
+    """Indices of `num` images spread as evenly over the classes as possible.
+
+    Each class gets num // K images (one more for a seeded choice of
+    num % K classes); a class with too few images gives what it has and the
+    shortfall goes to the others. Returns sorted indices into `labels`.
+    """
+    labels = np.asarray(labels)
+    if num > len(labels):
+        raise ConfigError(
+            f"{what}: asked for {num} labeled images but only {len(labels)} "
+            f"are available; ask for at most {len(labels)}")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    members = {c: rng.permutation(np.flatnonzero(labels == c)) for c in classes}
+    quota = _water_fill({c: len(m) for c, m in members.items()}, num, rng)
+    chosen = np.concatenate([members[c][:quota[c]] for c in classes])
+    return np.sort(chosen)
+
+
+def _water_fill(available, num, rng):
+    """Per-class counts summing to `num`, as equal as `available` allows."""
+    quota = {c: 0 for c in available}
+    left = num
+    while left > 0:
+        open_classes = [c for c in available if quota[c] < available[c]]
+        share, extra = divmod(left, len(open_classes))
+        lucky = set(rng.permutation(open_classes)[:extra].tolist())
+        for c in open_classes:
+            give = min(share + (c in lucky), available[c] - quota[c])
+            quota[c] += give
+            left -= give
+    return quota
+
+
+def complement(indices, size):
+    """Sorted indices in range(size) that are not in `indices`."""
+    mask = np.ones(size, dtype=bool)
+    mask[np.asarray(indices, dtype=np.int64)] = False
+    return np.flatnonzero(mask)

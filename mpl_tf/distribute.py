@@ -1,0 +1,81 @@
+"""Choose the tf.distribute strategy from --strategy / --use_tpu / --master."""
+
+import json
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from mpl_tf.errors import ConfigError
+
+
+def split_cpu(num_replicas):
+    """Make the CPU look like `num_replicas` devices (before TF starts)."""
+    if num_replicas <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_replicas)
+    except RuntimeError as err:  # TF already initialised with another split
+        if len(tf.config.list_logical_devices("CPU")) != num_replicas:
+            raise ConfigError(
+                f"--num_cpu_replicas={num_replicas}: TensorFlow was already "
+                "started with a different number of CPU devices") from err
+
+
+def _tpu_strategy(master):
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=master or "local")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as err:
+        raise ConfigError(
+            f"--strategy=tpu/--use_tpu: no TPU reachable at "
+            f"--master={master or 'local'!r} ({err}); on a CPU or GPU "
+            "machine drop --use_tpu or use --strategy=auto") from err
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def resolve_name(params):
+    """Which strategy `auto` means on this machine."""
+    name = params.strategy
+    if params.use_tpu:
+        return "tpu"
+    if name != "auto":
+        return name
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return "mirrored"
+    if params.num_cpu_replicas > 1:
+        return "mirrored"
+    return "default"
+
+
+def make_strategy(params):
+    name = resolve_name(params)
+    if name == "tpu":
+        return _tpu_strategy(params.master)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ConfigError("--strategy=multi_worker needs the TF_CONFIG "
+                              "environment variable (cluster and task)")
+        json.loads(os.environ["TF_CONFIG"])
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        split_cpu(params.num_cpu_replicas)
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        logging.info("MirroredStrategy on %s", devices)
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def check_batch_sizes(params, strategy):
+    replicas = strategy.num_replicas_in_sync
+    for name in ("train_batch_size", "eval_batch_size"):
+        value = getattr(params, name)
+        if value % replicas:
+            raise ConfigError(
+                f"--{name}={value} is not divisible by the {replicas} "
+                f"replicas in sync; use a multiple of {replicas}")

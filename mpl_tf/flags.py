@@ -1,0 +1,197 @@
+"""Every command-line flag of mpl_tf, in one place.
+
+Names and defaults follow the authors' `flag_utils.py` wherever the concept
+exists there, so a command line written for the reference code parses here.
+Flags that only steered Google's TPU infeed are accepted and documented as
+no-ops (see `TPU_INFEED_FLAGS`).
+"""
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+# --- Run control (reference names) -------------------------------------------
+flags.DEFINE_string(
+    "task_mode", None,
+    "What to do: train | eval | export. Unset means train.")
+flags.DEFINE_string(
+    "dataset_name", None,
+    "Data and training mode, e.g. digits_50_mpl. Suffix _mpl trains teacher "
+    "and student (Meta Pseudo Labels), _uda the teacher alone (UDA), no "
+    "suffix supervised on the labeled split only.")
+flags.DEFINE_string("output_dir", None,
+                    "Directory for checkpoints, logs, hparams.json, export.")
+flags.DEFINE_boolean(
+    "reset_output_dir", False,
+    "Delete output_dir before training. The only flag that deletes anything.")
+flags.DEFINE_string(
+    "load_checkpoint", None,
+    "Checkpoint path (or directory) to start from instead of the newest one "
+    "in output_dir.")
+flags.DEFINE_boolean(
+    "load_checkpoint_and_restart_global_step", False,
+    "With --load_checkpoint: keep the weights but start counting steps at 0.")
+flags.DEFINE_integer("save_every", 1000,
+                     "Checkpoint and evaluate every this many steps.")
+flags.DEFINE_integer("log_every", 10,
+                     "Write TensorBoard scalars every this many steps.")
+
+# --- Hardware (reference names) -----------------------------------------------
+flags.DEFINE_string(
+    "master", None,
+    "TPU address for TPUClusterResolver; unset or 'local' means a TPU VM's "
+    "own TPU. Ignored unless a TPU strategy is used.")
+flags.DEFINE_boolean("use_tpu", False,
+                     "Train on a TPU (same as --strategy=tpu).")
+flags.DEFINE_boolean(
+    "use_bfloat16", False,
+    "Compute in bfloat16 (Keras 'mixed_bfloat16' policy); logits and losses "
+    "stay float32.")
+flags.DEFINE_enum(
+    "strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
+    "tf.distribute strategy. auto: TPU if --use_tpu, all local GPUs if more "
+    "than one, else the default strategy.")
+flags.DEFINE_integer(
+    "num_cpu_replicas", 1,
+    "Split the CPU into this many logical devices (to exercise multi-replica "
+    "code on a CPU-only machine, with --strategy=mirrored).")
+
+# Accepted for command-line compatibility with the reference; they configured
+# Google's TPU infeed and mean nothing here.
+flags.DEFINE_boolean("running_local_dev", False,
+                     "Reference TPU-infeed flag; accepted and ignored.")
+flags.DEFINE_string("tpu_topology", "",
+                    "Reference TPU-infeed flag; accepted and ignored.")
+flags.DEFINE_string("tpu_platform", None,
+                    "Reference TPU-infeed flag; accepted and ignored.")
+flags.DEFINE_integer("num_infeed_threads", 4,
+                     "Reference TPU-infeed flag; accepted and ignored "
+                     "(tf.data uses AUTOTUNE).")
+flags.DEFINE_integer("num_shards_per_worker", None,
+                     "Reference TPU-infeed flag; accepted and ignored.")
+TPU_INFEED_FLAGS = ("running_local_dev", "tpu_topology", "tpu_platform",
+                    "num_infeed_threads", "num_shards_per_worker")
+
+# --- Data ---------------------------------------------------------------------
+flags.DEFINE_integer("seed", 0,
+                     "Seed for the labeled split, initialisation and "
+                     "augmentation.")
+flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+flags.DEFINE_integer(
+    "image_size", 32,
+    "Image side in pixels. Taken from the dataset unless given explicitly "
+    "(digits may be resized to any size; the default for digits is 16).")
+flags.DEFINE_integer(
+    "num_classes", 10,
+    "Number of classes. Taken from the dataset; giving a different value "
+    "explicitly is an error.")
+flags.DEFINE_integer("train_batch_size", 128,
+                     "Labeled images per global step (B).")
+flags.DEFINE_integer("eval_batch_size", 128, "Images per evaluation batch.")
+flags.DEFINE_boolean(
+    "use_augment", False,
+    "Supervised mode only: train on the strong (RandAugment + cutout) view of "
+    "the labeled images instead of the weak view.")
+flags.DEFINE_integer(
+    "augment_magnitude", 5,
+    "RandAugment magnitude on the reference's 0-30 scale (divided by 30 for "
+    "keras-cv's 0-1 scale).")
+
+# --- Model --------------------------------------------------------------------
+flags.DEFINE_string("model_type", "wrn-28-2",
+                    "Network for teacher and student.")
+flags.DEFINE_float("batch_norm_decay", 0.99,
+                   "Batch-norm moving-average decay (Keras momentum).")
+flags.DEFINE_float("batch_norm_epsilon", 1e-3, "Batch-norm epsilon.")
+flags.DEFINE_integer(
+    "batch_norm_batch_size", None,
+    "Reference: images per batch-norm group on TPU. Here batch statistics "
+    "are per replica; accepted and recorded.")
+flags.DEFINE_float("dense_dropout_rate", 0.1,
+                   "Dropout before the classifier layer.")
+
+# --- Optimisation -------------------------------------------------------------
+flags.DEFINE_integer("num_train_steps", 10000, "Global steps to train.")
+flags.DEFINE_integer("num_warmup_steps", 0,
+                     "Supervised/UDA: linear learning-rate warm-up steps.")
+flags.DEFINE_integer("num_decay_steps", 750,
+                     "lr_decay_type=exponential: steps per decay by "
+                     "lr_decay_rate.")
+flags.DEFINE_float("lr", 0.016,
+                   "Supervised/UDA learning rate per 256 labeled images.")
+flags.DEFINE_string("lr_decay_type", "exponential",
+                    "exponential | cosine | constant.")
+flags.DEFINE_float("lr_decay_rate", 0.97, "Factor for exponential decay.")
+flags.DEFINE_string("optim_type", "momentum",
+                    "momentum (SGD, Nesterov 0.9) | sgd (no momentum).")
+flags.DEFINE_float("weight_decay", 1e-4,
+                   "L2 weight decay on every non-batch-norm weight.")
+flags.DEFINE_float(
+    "grad_bound", 1e9,
+    "Clip the gradient by this global norm, after summing over replicas.")
+flags.DEFINE_float("label_smoothing", 0.0,
+                   "Label smoothing for labeled and pseudo-labeled CE.")
+flags.DEFINE_float(
+    "ema_decay", 0.0,
+    "Decay of the student's (or supervised model's) moving average; 0 turns "
+    "it off. The effective decay at step t is min(ema_decay, (t+1)/(t+10)).")
+flags.DEFINE_integer("keep_checkpoint_max", 5,
+                     "Checkpoints kept in output_dir.")
+
+# --- UDA (reference names) ----------------------------------------------------
+flags.DEFINE_integer("uda_data", 4,
+                     "Unlabeled images per labeled image in a step (mu).")
+flags.DEFINE_integer("uda_steps", 10000,
+                     "Steps over which the UDA weight ramps up linearly.")
+flags.DEFINE_float("uda_temp", 0.75,
+                   "Temperature of the teacher's target on the weak view.")
+flags.DEFINE_float("uda_weight", 1.0, "Final weight of the UDA loss.")
+flags.DEFINE_float(
+    "uda_threshold", 0.6,
+    "Unlabeled images count in the UDA loss only when the teacher's "
+    "confidence on the weak view reaches this.")
+
+# --- MPL (reference names) ----------------------------------------------------
+flags.DEFINE_float("mpl_student_lr", 0.1,
+                   "Student learning rate per 256 labeled images.")
+flags.DEFINE_integer("mpl_student_lr_wait_steps", 500,
+                     "Steps with student lr 0 before its warm-up.")
+flags.DEFINE_integer("mpl_student_lr_warmup_steps", 5000,
+                     "Student learning-rate warm-up steps.")
+flags.DEFINE_float("mpl_teacher_lr", 0.1,
+                   "Teacher learning rate per 256 labeled images.")
+flags.DEFINE_integer("mpl_teacher_lr_warmup_steps", 5000,
+                     "Teacher learning-rate warm-up steps.")
+flags.DEFINE_float("mpl_baseline_decay", 0.99,
+                   "Decay of the moving baseline subtracted from the "
+                   "feedback (ours; the reference hard-codes 0.99).")
+
+# --- Output -------------------------------------------------------------------
+flags.DEFINE_string("export_dir", None,
+                    "Where the SavedModel goes (default output_dir/export).")
+
+# Flags that decide the shapes of the weights or which images are labeled: an
+# existing output_dir trained with other values cannot be resumed.
+RUN_DEFINING_FLAGS = ("dataset_name", "model_type", "image_size",
+                      "num_classes", "seed")
+
+
+def names():
+    """Names of every flag this module defines (absl's own excluded)."""
+    return sorted(n for n, f in FLAGS._flags().items()  # pylint: disable=protected-access
+                  if n == f.name and _defined_here(f))
+
+
+def _defined_here(flag):
+    module = FLAGS.find_module_defining_flag(flag.name, default="")
+    return module.endswith("mpl_tf.flags") or module.endswith("mpl_tf/flags.py")
+
+
+def as_dict():
+    """Every mpl_tf flag and its current value."""
+    return {n: FLAGS[n].value for n in names()}
+
+
+def explicitly_set(name):
+    """True if the user gave --name on the command line or in a flagfile."""
+    return FLAGS[name].present > 0

@@ -1,0 +1,95 @@
+"""Assemble a run from its parameters: data, networks, optimizers, step.
+
+Kept apart from the loop so tests and benchmarks can build exactly what the
+CLI builds.
+"""
+
+import keras
+
+from mpl_tf.data import loader as data_lib
+from mpl_tf.data.pipeline import TrainInput
+from mpl_tf.models import registry
+from mpl_tf.schedules import WarmupDecay
+from mpl_tf.training.base import StepConfig
+from mpl_tf.training.mpl import MPLModel
+from mpl_tf.training.optimizer import make_optimizer
+from mpl_tf.training.supervised import SupervisedModel
+from mpl_tf.training.uda import UDAModel
+
+
+def step_config(params):
+    return StepConfig(
+        global_batch=params.train_batch_size, uda_data=params.uda_data,
+        label_smoothing=params.label_smoothing,
+        weight_decay=params.weight_decay, grad_bound=params.grad_bound,
+        uda_temp=params.uda_temp, uda_threshold=params.uda_threshold,
+        uda_weight=params.uda_weight, uda_steps=params.uda_steps,
+        ema_decay=params.ema_decay,
+        mpl_label=getattr(params, "mpl_label", "hard"),
+        mpl_baseline_decay=params.mpl_baseline_decay)
+
+
+def model_config(params, source):
+    return registry.ModelConfig(
+        model_type=params.model_type, num_classes=source.num_classes,
+        image_size=source.image_size, channels=source.channels,
+        mean=tuple(source.mean), std=tuple(source.std),
+        batch_norm_decay=params.batch_norm_decay,
+        batch_norm_epsilon=params.batch_norm_epsilon,
+        dense_dropout_rate=params.dense_dropout_rate)
+
+
+def _scaled(lr, params):
+    # The reference's learning rates are per 256 labeled images.
+    return lr * params.train_batch_size / 256.0
+
+
+def _schedule(params, base_lr, warmup, wait=0):
+    return WarmupDecay(_scaled(base_lr, params), params.num_train_steps,
+                       warmup_steps=warmup, wait_steps=wait,
+                       decay=params.lr_decay_type,
+                       decay_rate=params.lr_decay_rate,
+                       decay_steps=params.num_decay_steps)
+
+
+def build_trainer(params, source, strategy):
+    """The TrainerModel for the dataset's mode, built in the strategy scope."""
+    cfg = step_config(params)
+    mcfg = model_config(params, source)
+    mode = params.mode
+    ema = (lambda name: registry.build(mcfg, name)) if params.ema_decay > 0 \
+        else (lambda name: None)
+    with strategy.scope():
+        keras.utils.set_random_seed(params.seed)
+        if mode == "mpl":
+            teacher = registry.build(mcfg, "teacher")
+            student = registry.build(mcfg, "student")
+            model = MPLModel(
+                cfg, teacher, student,
+                make_optimizer(_schedule(params, params.mpl_teacher_lr,
+                                         params.mpl_teacher_lr_warmup_steps),
+                               params.optim_type, "teacher_optimizer"),
+                make_optimizer(_schedule(params, params.mpl_student_lr,
+                                         params.mpl_student_lr_warmup_steps,
+                                         params.mpl_student_lr_wait_steps),
+                               params.optim_type, "student_optimizer"),
+                ema_network=ema("ema_student"))
+        else:
+            network = registry.build(
+                mcfg, "teacher" if mode == "uda" else "model")
+            opt = make_optimizer(
+                _schedule(params, params.lr, params.num_warmup_steps),
+                params.optim_type, "optimizer")
+            cls = UDAModel if mode == "uda" else SupervisedModel
+            model = cls(cfg, network, opt, ema_network=ema("ema_model"))
+        model.compile()
+        model.build_optimizers()
+    return model
+
+
+def train_input(params, source):
+    labeled_view = ("strong" if params.mode == "supervised"
+                    and params.use_augment else "weak")
+    return TrainInput(source, data_lib.augment_config(params, source),
+                      params.mode, params.train_batch_size, params.uda_data,
+                      params.seed, labeled_view=labeled_view)

@@ -1,0 +1,1 @@
+"""Train steps (supervised, UDA, MPL), the training loop and checkpoints."""

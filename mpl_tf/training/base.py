@@ -1,0 +1,156 @@
+"""What every train step shares: global-batch bookkeeping, the gradient path
+(all-reduce -> weight decay -> global-norm clip -> non-finite guard ->
+optimizer), EMA of the deployed network, and checkpointable state.
+
+Subclasses (supervised, UDA, MPL) implement `train_step(batch)`, which runs
+in a replica context (inside `strategy.run`) and returns GLOBAL metric values,
+identical on every replica.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from mpl_tf.training import ema as ema_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """The hyper-parameters a train step reads (names as the flags)."""
+
+    global_batch: int
+    uda_data: int = 1
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    grad_bound: float = 1e9
+    uda_temp: float = 0.75
+    uda_threshold: float = 0.6
+    uda_weight: float = 1.0
+    uda_steps: int = 10000
+    ema_decay: float = 0.0
+    mpl_label: str = "hard"
+    mpl_baseline_decay: float = 0.99
+
+    def get_config(self):
+        return dataclasses.asdict(self)
+
+
+def replica_count():
+    return tf.distribute.get_replica_context().num_replicas_in_sync
+
+
+def all_reduce_sum(values):
+    """Sum over replicas (identity on one replica); keeps list structure."""
+    return tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, values)
+
+
+def decayed_variable_ids(model):
+    """ids of the trainable weights that take weight decay: all but BN's."""
+    ids = set()
+    for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+        if isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        for w in layer._trainable_variables:  # pylint: disable=protected-access
+            ids.add(id(w))
+    return ids
+
+
+class TrainerModel(keras.Model):
+    """Owns networks, optimizers and step state; subclasses define the step."""
+
+    def __init__(self, cfg, deployed, ema_network=None, **kwargs):
+        super().__init__(**kwargs)
+        self.cfg = cfg
+        self.deployed = deployed          # the network that gets exported
+        self.ema_network = ema_network    # its moving average, or None
+        # Steps whose gradient norm was not finite (no update applied).
+        self.nonfinite_steps = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="nonfinite_steps",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.nonfinite_in_a_row = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="nonfinite_in_a_row",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self._decay_ids = {}
+
+    # -- what subclasses provide ----------------------------------------------
+    @property
+    def main_optimizer(self):
+        """The optimizer whose iteration count is the global step."""
+        raise NotImplementedError
+
+    def networks(self):
+        """name -> network, everything checkpointed besides optimizers."""
+        raise NotImplementedError
+
+    def optimizers(self):
+        raise NotImplementedError
+
+    # -- shared machinery -----------------------------------------------------
+    @property
+    def global_step(self):
+        return self.main_optimizer.iterations
+
+    @property
+    def eval_network(self):
+        """What we evaluate and export: the EMA twin when there is one."""
+        return self.ema_network if self.ema_network is not None else self.deployed
+
+    def build_optimizers(self):
+        for opt, net in self.optimizers():
+            opt.build(net.trainable_variables)
+        if self.ema_network is not None:
+            ema_lib.copy(self.ema_network, self.deployed)
+
+    def apply_gradients(self, optimizer, network, grads):
+        """All-reduce, weight decay, global clip, guarded apply. -> norm."""
+        grads = all_reduce_sum(list(grads))
+        key = id(network)
+        if key not in self._decay_ids:
+            self._decay_ids[key] = decayed_variable_ids(network)
+        variables = network.trainable_variables
+        wd = self.cfg.weight_decay
+        if wd:
+            grads = [g + wd * v.value if id(v) in self._decay_ids[key] else g
+                     for g, v in zip(grads, variables)]
+        norm = tf.linalg.global_norm(grads)
+        finite = tf.math.is_finite(norm)
+        grads, _ = tf.clip_by_global_norm(grads, self.cfg.grad_bound,
+                                          use_norm=norm)
+        # A non-finite norm makes every gradient NaN, so GlobalSGD skips
+        # every variable and the step changes no weight.
+        poison = tf.where(finite, 0.0, float("nan"))
+        grads = [g + poison for g in grads]
+        optimizer.apply(grads, variables)
+        return norm
+
+    def count_nonfinite(self, *norms):
+        bad = tf.logical_not(tf.reduce_all(
+            [tf.math.is_finite(n) for n in norms]))
+        bad = tf.cast(bad, tf.int64)
+        self.nonfinite_steps.assign_add(bad)
+        self.nonfinite_in_a_row.assign(bad * (self.nonfinite_in_a_row + bad))
+        return bad
+
+    def update_ema(self, step):
+        if self.ema_network is None:
+            return
+        from mpl_tf import schedules  # pylint: disable=import-outside-toplevel
+        ema_lib.update(self.ema_network, self.deployed,
+                       schedules.ema_decay(step, self.cfg.ema_decay))
+
+    def checkpoint_items(self):
+        items = dict(self.networks())
+        for i, (opt, _) in enumerate(self.optimizers()):
+            items[f"optimizer_{i}_{opt.name}"] = opt
+        if self.ema_network is not None:
+            items["ema"] = self.ema_network
+        items["nonfinite_steps"] = self.nonfinite_steps
+        items["nonfinite_in_a_row"] = self.nonfinite_in_a_row
+        return items
+
+    def compile(self, **kwargs):
+        # With no optimizer argument Keras would build an unused RMSprop;
+        # this model owns its optimizers.
+        super().compile(optimizer=None, **kwargs)

@@ -1,0 +1,55 @@
+"""Checkpoints with tf.train.CheckpointManager, restoring with fallback.
+
+TensorFlow writes a checkpoint's data files before it updates the
+`checkpoint` index file, so an interrupted save is never listed as whole.
+If the newest listed checkpoint cannot be read, we say so and try the one
+before it.
+"""
+
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from mpl_tf.errors import ConfigError
+
+CKPT_SUBDIR = "checkpoints"
+
+
+def make_manager(trainer_model, output_dir, max_to_keep):
+    ckpt = tf.train.Checkpoint(**trainer_model.checkpoint_items())
+    return tf.train.CheckpointManager(
+        ckpt, os.path.join(output_dir, CKPT_SUBDIR), max_to_keep=max_to_keep,
+        step_counter=trainer_model.global_step)
+
+
+def _candidates(manager, load_checkpoint):
+    if load_checkpoint:
+        path = (tf.train.latest_checkpoint(load_checkpoint)
+                if os.path.isdir(load_checkpoint) else load_checkpoint)
+        if not path or not tf.io.gfile.glob(path + ".index"):
+            raise ConfigError(f"--load_checkpoint={load_checkpoint!r}: no "
+                              "checkpoint there; give a checkpoint prefix or "
+                              "a directory holding one")
+        return [path]
+    return list(reversed(manager.checkpoints))
+
+
+def restore(manager, load_checkpoint=None):
+    """Restore the newest readable checkpoint. Returns its path or None."""
+    for path in _candidates(manager, load_checkpoint):
+        try:
+            manager.checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if "shape" in str(err).lower() or isinstance(err, AssertionError):
+                raise ConfigError(
+                    f"checkpoint {path} does not match this model "
+                    f"(--model_type/--dataset_name differ from the run that "
+                    f"wrote it?): {msg}") from err
+            logging.warning("Cannot read checkpoint %s (%s); trying the "
+                            "previous one", path, msg)
+            continue
+        logging.info("Restored %s", path)
+        return path
+    return None

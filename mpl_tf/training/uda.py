@@ -1,0 +1,74 @@
+"""UDA: the teacher alone, on labeled CE plus unlabeled consistency.
+
+`teacher_losses` is also the first half of the MPL step.
+"""
+
+import tensorflow as tf
+
+from mpl_tf import losses, schedules
+from mpl_tf.training.base import TrainerModel, all_reduce_sum, replica_count
+
+
+def batch_sizes(batch):
+    """Global labeled and unlabeled image counts of this step (float32)."""
+    n = replica_count()
+    return (tf.cast(tf.shape(batch["l_images"])[0] * n, tf.float32),
+            tf.cast(tf.shape(batch["u_weak"])[0] * n, tf.float32))
+
+
+def teacher_losses(teacher, batch, cfg, step):
+    """One teacher forward on [x_l, x_w, x_s]; returns a dict of tensors.
+
+    `total` = L_sup + lambda(t) * L_uda (this replica's share); `z_s` the
+    strong-view logits; `kept` the number of unlabeled images over the
+    confidence threshold on this replica.
+    """
+    x_l, x_w, x_s = batch["l_images"], batch["u_weak"], batch["u_strong"]
+    global_b, global_u = batch_sizes(batch)
+    logits = teacher(tf.concat([x_l, x_w, x_s], axis=0), training=True)
+    b, u = tf.shape(x_l)[0], tf.shape(x_w)[0]
+    z_l, z_w, z_s = tf.split(logits, [b, u, u], axis=0)
+    sup = losses.labeled_ce(batch["l_labels"], z_l, global_b,
+                            cfg.label_smoothing)
+    uda, kept = losses.uda_consistency(z_w, z_s, cfg.uda_temp,
+                                       cfg.uda_threshold, global_u)
+    weight = schedules.uda_weight(step, cfg.uda_weight, cfg.uda_steps)
+    return {"total": sup + weight * uda, "sup": sup, "uda": uda,
+            "kept": kept, "weight": weight, "z_s": z_s,
+            "global_b": global_b, "global_u": global_u}
+
+
+class UDAModel(TrainerModel):
+
+    def __init__(self, cfg, teacher, optimizer, ema_network=None, **kwargs):
+        super().__init__(cfg, deployed=teacher, ema_network=ema_network,
+                         **kwargs)
+        self.teacher = teacher
+        self.teacher_optimizer = optimizer
+
+    @property
+    def main_optimizer(self):
+        return self.teacher_optimizer
+
+    def networks(self):
+        return {"teacher": self.teacher}
+
+    def optimizers(self):
+        return [(self.teacher_optimizer, self.teacher)]
+
+    def train_step(self, batch):
+        step = self.global_step
+        with tf.GradientTape() as tape:
+            t = teacher_losses(self.teacher, batch, self.cfg, step)
+        lr = self.teacher_optimizer.learning_rate
+        norm = self.apply_gradients(
+            self.teacher_optimizer, self.teacher,
+            tape.gradient(t["total"], self.teacher.trainable_variables))
+        self.count_nonfinite(norm)
+        self.update_ema(step)
+        sup, uda, kept = all_reduce_sum([t["sup"], t["uda"], t["kept"]])
+        return {"cross_entropy/teacher_on_l": sup,
+                "cross_entropy/teacher_on_u": uda,
+                "uda/u_ratio": kept / t["global_u"], "uda/weight": t["weight"],
+                "lr/teacher": lr, "grad_norm/teacher": norm,
+                "nonfinite/skipped_steps": tf.identity(self.nonfinite_steps)}
