@@ -126,7 +126,8 @@ def run(params):
         print(f"final test accuracy: top-1 {result['top1']:.4f}, "
               f"top-5 {result['top5']:.4f} ({result['count']} images)")
         print(f"exported SavedModel: {path}")
-        return {"test": result, "export": path}
+        return {"test": result, "export": path, "trainer": model,
+                "start_step": loop.start_step, "restored": loop.history}
 
     restored = loop.restore()
     if restored is None:
@@ -136,7 +137,7 @@ def run(params):
     if params.task_mode == "export":
         path = export.export(model.eval_network, _export_dir(params))
         print(f"exported SavedModel: {path} (from {restored})")
-        return {"export": path, "checkpoint": restored}
+        return {"export": path, "checkpoint": restored, "trainer": model}
     result = {"checkpoint": restored, "step": int(model.global_step.numpy()),
               "test": loop.evaluate("test")}
     if source.val is not None:

@@ -4,11 +4,13 @@ import dataclasses
 
 from mpl_tf.errors import ConfigError
 from mpl_tf.models.cnn import build_cnn
+from mpl_tf.models.resnet import build_resnet50
 from mpl_tf.models.wrn import build_wrn28
 
 _BUILDERS = {
     "wrn-28-2": lambda cfg, name: build_wrn28(cfg, 2, name),
     "wrn-28-10": lambda cfg, name: build_wrn28(cfg, 10, name),
+    "resnet-50": build_resnet50,
     "cnn-small": lambda cfg, name: build_cnn(cfg, 32, name),
     "cnn-16": lambda cfg, name: build_cnn(cfg, 16, name),
     "cnn-tiny": lambda cfg, name: build_cnn(cfg, 8, name),

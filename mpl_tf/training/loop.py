@@ -43,6 +43,7 @@ class Loop:
         self.writer = tf.summary.create_file_writer(
             os.path.join(params.output_dir, "train"))
         self.history = []
+        self.start_step = None
 
     def restore(self):
         return ckpt_lib.restore(self.manager, self.params.load_checkpoint)
@@ -92,6 +93,7 @@ class Loop:
             for opt, _ in self.model.optimizers():
                 opt.iterations.assign(0)
         start = int(self.model.global_step.numpy())
+        self.start_step = start
         total = p.num_train_steps
         if start >= total:
             logging.info("Already trained %d of %d steps", start, total)

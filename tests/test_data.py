@@ -1,0 +1,102 @@
+"""Digits splits, augmentation and the training input."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mpl_tf import params
+from mpl_tf.data import augment, digits, loader, names, splits
+from mpl_tf.data.pipeline import TrainInput
+from mpl_tf.errors import ConfigError
+
+
+def test_class_balanced_split_is_seeded_and_balanced():
+    labels = np.repeat(np.arange(10), 30)
+    a = splits.class_balanced_indices(labels, 50, seed=3)
+    b = splits.class_balanced_indices(labels, 50, seed=3)
+    c = splits.class_balanced_indices(labels, 50, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.bincount(labels[a], minlength=10).tolist() == [5] * 10
+
+
+def test_uneven_classes_fill_from_the_others():
+    labels = np.array([0] * 2 + [1] * 20 + [2] * 20)
+    idx = splits.class_balanced_indices(labels, 12, seed=0)
+    assert np.bincount(labels[idx]).tolist() == [2, 5, 5]
+    with pytest.raises(ConfigError, match="only 42 are available"):
+        splits.class_balanced_indices(labels, 43, seed=0)
+
+
+def test_digits_splits_are_disjoint_and_test_is_fixed():
+    s1 = digits.load(50, seed=1)
+    s2 = digits.load(50, seed=2)
+    idx1, idx2 = s1.split_indices, s2.split_indices
+    assert idx1["test"] == idx2["test"] and len(idx1["test"]) == 600
+    assert idx1["labeled"] != idx2["labeled"]
+    all1 = idx1["labeled"] + idx1["unlabeled"] + idx1["test"]
+    assert sorted(all1) == list(range(1797))
+    assert np.bincount(s1.labeled.labels).tolist() == [5] * 10
+    assert s1.unlabeled.labels is None
+    assert s1.labeled.images.shape[1:] == (16, 16, 3)
+    assert s1.labeled.images.dtype == np.uint8
+
+
+def test_dataset_names():
+    assert names.parse("digits_50_mpl") == names.DatasetName("digits", 50, "mpl")
+    assert names.parse("cifar10_4000").mode == "supervised"
+    assert names.parse("imagenet_10_percent_uda").labeled_fraction == 0.1
+    with pytest.raises(ConfigError, match="not a dataset name"):
+        names.parse("digits_mpl")
+
+
+def _mpl_input(global_batch=8, uda_data=3):
+    p = params.defaults(dataset_name="digits_40_mpl", output_dir="/tmp/x",
+                        augment_magnitude=10)
+    source = loader.load_source(p)
+    cfg = loader.augment_config(p, source)
+    return TrainInput(source, cfg, "mpl", global_batch, uda_data, seed=0), cfg
+
+
+def test_train_input_shapes_and_views_differ():
+    train_input, _ = _mpl_input()
+    batch = next(iter(train_input.dataset()))
+    assert batch["l_images"].shape == (8, 16, 16, 3)
+    assert batch["l_labels"].shape == (8,)
+    assert batch["u_weak"].shape == batch["u_strong"].shape == (24, 16, 16, 3)
+    weak, strong = batch["u_weak"].numpy(), batch["u_strong"].numpy()
+    assert weak.min() >= 0 and strong.max() <= 255
+    assert not np.allclose(weak, strong)
+
+
+def test_strong_augment_differs_per_image():
+    _, cfg = _mpl_input()
+    strong = augment.StrongAugment(cfg, seed=0)
+    same = tf.repeat(tf.constant(digits.load(40, 0).unlabeled.images[:1],
+                                 tf.float32), 16, axis=0)
+    out = strong(same, tf.constant([1, 2], tf.int64)).numpy()
+    distinct = {out[i].tobytes() for i in range(16)}
+    assert len(distinct) > 8, "each image must get its own augmentation"
+
+
+def test_data_order_is_a_function_of_seed_and_step():
+    train_input, _ = _mpl_input()
+    it = iter(train_input.dataset())
+    batches = [next(it) for _ in range(3)]
+    resumed = next(iter(train_input.dataset(start_step=2)))
+    np.testing.assert_array_equal(batches[2]["l_labels"], resumed["l_labels"])
+    np.testing.assert_array_equal(batches[2]["l_images"], resumed["l_images"])
+    np.testing.assert_array_equal(batches[2]["u_weak"], resumed["u_weak"])
+
+
+def test_flip_crop_and_cutout():
+    cfg = augment.AugmentConfig(image_size=8, pad=2, hflip=True, fill=128.0,
+                                cutout=4, magnitude=0)
+    images = tf.zeros([4, 8, 8, 3])
+    out = augment.cutout(images, cfg, tf.constant([0, 1], tf.int64)).numpy()
+    for img in out:
+        filled = (img[..., 0] == 128).sum()
+        assert 4 <= filled <= 16  # a 4x4 square, clipped at the border
+    moved = augment.flip_and_crop(tf.ones([64, 8, 8, 1]), cfg,
+                                  tf.constant([3, 4], tf.int64)).numpy()
+    assert (moved == 128).any() and (moved == 1).any()
