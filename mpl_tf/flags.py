@@ -97,6 +97,37 @@ flags.DEFINE_integer(
     "RandAugment magnitude on the reference's 0-30 scale (divided by 30 for "
     "keras-cv's 0-1 scale).")
 
+# --- Data sources (issue 4) ---------------------------------------------------
+flags.DEFINE_integer(
+    "num_val", 0,
+    "Class-balanced labeled validation images carved out of the training "
+    "data (never the test split), chosen by --seed before the labeled split; "
+    "never trained on, not even as unlabeled. Evaluated next to test for "
+    "model selection.")
+flags.DEFINE_boolean(
+    "labeled_in_unlabeled", True,
+    "Whether the labeled images also sit in the unlabeled pool, as in the "
+    "reference and the PyTorch port (true). false: the unlabeled pool is the "
+    "training data minus the labeled (and validation) images.")
+flags.DEFINE_boolean(
+    "svhn_use_extra", False,
+    "svhn_*: add SVHN's 531,131 'extra' images to the unlabeled pool (read "
+    "by the streaming pipeline).")
+flags.DEFINE_string(
+    "train_dir", None,
+    "image_folder*: labeled images, one subfolder per class (the folder name "
+    "is the class).")
+flags.DEFINE_string(
+    "unlabeled_dir", None,
+    "image_folder*: extra unlabeled images, any nesting; labels unused.")
+flags.DEFINE_string(
+    "eval_dir", None,
+    "image_folder*: the test split, one subfolder per class of --train_dir.")
+flags.DEFINE_boolean(
+    "skip_bad_images", False,
+    "image_folder*: skip (and count) files that cannot be decoded instead of "
+    "stopping with their list.")
+
 # --- Model --------------------------------------------------------------------
 flags.DEFINE_string("model_type", "wrn-28-2",
                     "Network for teacher and student.")
@@ -162,6 +193,16 @@ flags.DEFINE_float("mpl_teacher_lr", 0.1,
                    "Teacher learning rate per 256 labeled images.")
 flags.DEFINE_integer("mpl_teacher_lr_warmup_steps", 5000,
                      "Teacher learning-rate warm-up steps.")
+flags.DEFINE_string(
+    "mpl_feedback", "taylor",
+    "taylor: the paper's first-order feedback h = CE_old - CE_new times the "
+    "score of the pseudo label. exact: differentiate the student's "
+    "post-update labeled loss through its (virtual SGD) update.")
+flags.DEFINE_string(
+    "mpl_label", "hard",
+    "Pseudo labels from the teacher's strong view: hard (argmax), sample (a "
+    "draw from its distribution), soft (the distribution itself; needs "
+    "--mpl_feedback=exact).")
 flags.DEFINE_float("mpl_baseline_decay", 0.99,
                    "Decay of the moving baseline subtracted from the "
                    "feedback (ours; the reference hard-codes 0.99).")

@@ -12,9 +12,20 @@ exact meta-gradient (MPL_SPEC section 6).
 import tensorflow as tf
 
 
+def as_loss_dtype(logits):
+    """bfloat16/float16 logits are lifted to float32; float64 stays."""
+    if logits.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(logits, tf.float32)
+    return logits
+
+
 def cross_entropy(targets, logits):
-    """Per-example CE between target distributions and logits (float32)."""
-    logits = tf.cast(logits, tf.float32)
+    """Per-example CE between target distributions and logits.
+
+    Differentiable with respect to `targets` too (second-order safe).
+    """
+    logits = as_loss_dtype(logits)
+    targets = tf.cast(targets, logits.dtype)
     return -tf.reduce_sum(targets * tf.nn.log_softmax(logits, axis=-1), -1)
 
 
@@ -28,10 +39,11 @@ def smooth(one_hot, label_smoothing):
 
 def labeled_ce(labels, logits, global_size, label_smoothing=0.0):
     """CE with (optionally smoothed) integer labels, summed / global size."""
-    num_classes = tf.shape(logits)[-1]
-    targets = smooth(tf.one_hot(labels, num_classes, dtype=tf.float32),
-                     label_smoothing)
-    return tf.reduce_sum(cross_entropy(targets, logits)) / global_size
+    logits = as_loss_dtype(logits)
+    targets = smooth(tf.one_hot(labels, tf.shape(logits)[-1],
+                                dtype=logits.dtype), label_smoothing)
+    return tf.reduce_sum(cross_entropy(targets, logits)) / tf.cast(
+        global_size, logits.dtype)
 
 
 def uda_consistency(weak_logits, strong_logits, temperature, threshold,
@@ -42,8 +54,9 @@ def uda_consistency(weak_logits, strong_logits, temperature, threshold,
     max q >= threshold; the sum is divided by ALL unlabeled images of the
     global batch, kept or not (the reference's denominator).
     """
-    weak_logits = tf.cast(weak_logits, tf.float32)
+    weak_logits = as_loss_dtype(weak_logits)
     targets = tf.stop_gradient(tf.nn.softmax(weak_logits / temperature, -1))
-    mask = tf.cast(tf.reduce_max(targets, -1) >= threshold, tf.float32)
-    loss = tf.reduce_sum(mask * cross_entropy(targets, strong_logits))
-    return loss / global_size, tf.reduce_sum(mask)
+    mask = tf.cast(tf.reduce_max(targets, -1) >= threshold, targets.dtype)
+    per_image = cross_entropy(targets, strong_logits)
+    loss = tf.reduce_sum(tf.cast(mask, per_image.dtype) * per_image)
+    return loss / tf.cast(global_size, per_image.dtype), tf.reduce_sum(mask)

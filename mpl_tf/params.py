@@ -12,6 +12,8 @@ from mpl_tf.models.registry import check_model_type
 TASK_MODES = ("train", "eval", "export")
 LR_DECAY_TYPES = ("cosine", "exponential", "constant")
 OPTIM_TYPES = ("momentum", "sgd")
+MPL_FEEDBACKS = ("taylor", "exact")
+MPL_LABELS = ("hard", "sample", "soft")
 
 
 class Params(types.SimpleNamespace):
@@ -88,13 +90,19 @@ def validate(params):
     check_model_type(params.model_type)
     _choice(params, "lr_decay_type", LR_DECAY_TYPES)
     _choice(params, "optim_type", OPTIM_TYPES)
+    _choice(params, "mpl_feedback", MPL_FEEDBACKS)
+    _choice(params, "mpl_label", MPL_LABELS)
+    if params.mpl_label == "soft" and params.mpl_feedback != "exact":
+        raise ConfigError(
+            "--mpl_label=soft needs --mpl_feedback=exact: the Taylor feedback "
+            "scores one discrete label; use hard or sample with taylor")
     for name in ("train_batch_size", "eval_batch_size", "num_train_steps",
                  "save_every", "log_every", "uda_data", "keep_checkpoint_max",
                  "num_cpu_replicas"):
         _at_least(params, name, 1)
     for name in ("num_warmup_steps", "uda_steps", "mpl_student_lr_wait_steps",
                  "mpl_student_lr_warmup_steps", "mpl_teacher_lr_warmup_steps",
-                 "num_decay_steps", "augment_magnitude"):
+                 "num_decay_steps", "augment_magnitude", "num_val"):
         _at_least(params, name, 0)
     for name in ("lr", "mpl_student_lr", "mpl_teacher_lr", "weight_decay"):
         _at_least(params, name, 0.0)

@@ -25,7 +25,7 @@ def step_config(params):
         uda_temp=params.uda_temp, uda_threshold=params.uda_threshold,
         uda_weight=params.uda_weight, uda_steps=params.uda_steps,
         ema_decay=params.ema_decay,
-        mpl_label=getattr(params, "mpl_label", "hard"),
+        mpl_label=params.mpl_label, mpl_feedback=params.mpl_feedback,
         mpl_baseline_decay=params.mpl_baseline_decay)
 
 

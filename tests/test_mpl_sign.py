@@ -29,9 +29,9 @@ def _linear(name, bias):
     return model
 
 
-def _one_teacher_update(mode, teacher_bias, true_label):
+def _one_teacher_update(mode, teacher_bias, true_label, feedback="taylor"):
     cfg = StepConfig(global_batch=1, uda_data=1, uda_weight=0.0,
-                     uda_threshold=1.0)
+                     uda_threshold=1.0, mpl_feedback=feedback)
     teacher = _linear("teacher", teacher_bias)
     t_opt = make_optimizer(0.5, "sgd", "t")
     if mode == "mpl":
@@ -48,11 +48,13 @@ def _one_teacher_update(mode, teacher_bias, true_label):
     return probs, metrics
 
 
+@pytest.mark.parametrize("feedback", ["taylor", "exact"])
 @pytest.mark.parametrize("true_label,helps", [(2, True), (0, False)])
-def test_teacher_follows_the_feedback(true_label, helps):
+def test_teacher_follows_the_feedback(true_label, helps, feedback):
+    """exact + hard labels uses the score-function term (see mpl.py)."""
     # Teacher's argmax on X is class 2 (largest bias and weight column).
     bias = [0.0, 0.0, 1.0]
-    p_mpl, metrics = _one_teacher_update("mpl", bias, true_label)
+    p_mpl, metrics = _one_teacher_update("mpl", bias, true_label, feedback)
     p_uda, _ = _one_teacher_update("uda", bias, true_label)
     feedback = float(metrics["mpl/dot_product"])
     if helps:

@@ -30,6 +30,7 @@ class StepConfig:
     uda_steps: int = 10000
     ema_decay: float = 0.0
     mpl_label: str = "hard"
+    mpl_feedback: str = "taylor"
     mpl_baseline_decay: float = 0.99
 
     def get_config(self):
@@ -103,17 +104,20 @@ class TrainerModel(keras.Model):
         if self.ema_network is not None:
             ema_lib.copy(self.ema_network, self.deployed)
 
-    def apply_gradients(self, optimizer, network, grads):
-        """All-reduce, weight decay, global clip, guarded apply. -> norm."""
+    def reduce_gradients(self, network, grads):
+        """Sum over replicas, then add weight decay (non-BN weights) once."""
         grads = all_reduce_sum(list(grads))
         key = id(network)
         if key not in self._decay_ids:
             self._decay_ids[key] = decayed_variable_ids(network)
-        variables = network.trainable_variables
         wd = self.cfg.weight_decay
-        if wd:
-            grads = [g + wd * v.value if id(v) in self._decay_ids[key] else g
-                     for g, v in zip(grads, variables)]
+        if not wd:
+            return grads
+        return [g + wd * v.value if id(v) in self._decay_ids[key] else g
+                for g, v in zip(grads, network.trainable_variables)]
+
+    def clip_and_apply(self, optimizer, network, grads):
+        """Clip reduced gradients by global norm, guarded apply. -> norm."""
         norm = tf.linalg.global_norm(grads)
         finite = tf.math.is_finite(norm)
         grads, _ = tf.clip_by_global_norm(grads, self.cfg.grad_bound,
@@ -122,8 +126,13 @@ class TrainerModel(keras.Model):
         # every variable and the step changes no weight.
         poison = tf.where(finite, 0.0, float("nan"))
         grads = [g + poison for g in grads]
-        optimizer.apply(grads, variables)
+        optimizer.apply(grads, network.trainable_variables)
         return norm
+
+    def apply_gradients(self, optimizer, network, grads):
+        """This replica's gradients -> reduce, decay, clip, apply. -> norm."""
+        return self.clip_and_apply(optimizer, network,
+                                   self.reduce_gradients(network, grads))
 
     def count_nonfinite(self, *norms):
         bad = tf.logical_not(tf.reduce_all(

@@ -20,6 +20,7 @@
 import tensorflow as tf
 
 from mpl_tf import losses
+from mpl_tf.training import meta_gradient
 from mpl_tf.training.base import TrainerModel, all_reduce_sum
 from mpl_tf.training.uda import teacher_losses
 
@@ -68,6 +69,20 @@ class MPLModel(TrainerModel):
         return items
 
     def train_step(self, batch):
+        if self.cfg.mpl_feedback == "exact":
+            return self._exact_step(batch)
+        return self._taylor_step(batch)
+
+    def _feedback(self, ce_old, ce_new):
+        """Global h = CE_old - CE_new, its baseline, and h - baseline."""
+        ce_old, ce_new = all_reduce_sum([ce_old, ce_new])
+        feedback = ce_old - ce_new
+        decay = self.cfg.mpl_baseline_decay
+        baseline = decay * self.baseline + (1.0 - decay) * feedback
+        self.baseline.assign(baseline)
+        return ce_new, feedback, baseline, tf.stop_gradient(feedback - baseline)
+
+    def _taylor_step(self, batch):
         cfg = self.cfg
         step = self.global_step
         x_l, y_l, x_s = batch["l_images"], batch["l_labels"], batch["u_strong"]
@@ -93,17 +108,14 @@ class MPLModel(TrainerModel):
             s_tape.gradient(s_loss, self.student.trainable_variables))
         self.update_ema(step)
 
+        # CE_new with the updated weights; its batch-norm statistics are
+        # dropped so the moving averages see each image once per step.
         new_logits, _ = self.student.stateless_call(
             [v.value for v in self.student.trainable_variables],
             [v.value for v in self.student.non_trainable_variables],
             x_l, training=True)
-        ce_new = losses.labeled_ce(y_l, new_logits, global_b)
-        ce_old, ce_new = all_reduce_sum([ce_old, ce_new])
-        feedback = ce_old - ce_new
-        decay = cfg.mpl_baseline_decay
-        baseline = decay * self.baseline + (1.0 - decay) * feedback
-        self.baseline.assign(baseline)
-        advantage = tf.stop_gradient(feedback - baseline)
+        ce_new, feedback, baseline, advantage = self._feedback(
+            ce_old, losses.labeled_ce(y_l, new_logits, global_b))
 
         t_lr = self.teacher_optimizer.learning_rate
         t_grads = t_tape.gradient(
@@ -112,9 +124,72 @@ class MPLModel(TrainerModel):
         t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
                                       t_grads)
         self.count_nonfinite(t_norm, s_norm)
+        return self._step_metrics(t, s_loss, ce_new, feedback, baseline, s_lr,
+                             t_lr, t_norm, s_norm)
 
+    def _exact_step(self, batch):
+        """Teacher gradient through the student's virtual update.
+
+        soft labels: the pathwise meta-gradient d CE(y_l, S(x_l; theta'))/d phi.
+        hard/sample labels: an argmax or a draw has no pathwise gradient
+        (it is exactly zero), so the teacher gets the score-function term
+        h~ * grad CE(y^, z_s), with h = CE_old - CE(y_l, S(x_l; theta')),
+        the labeled loss after the exact virtual step.
+        """
+        cfg = self.cfg
+        step = self.global_step
+        x_l, y_l, x_s = batch["l_images"], batch["l_labels"], batch["u_strong"]
+        soft = cfg.mpl_label == "soft"
+        s_lr = self.student_optimizer.learning_rate
+
+        with tf.GradientTape() as t_tape:
+            t = teacher_losses(self.teacher, batch, cfg, step)
+            z_s = losses.as_loss_dtype(t["z_s"])
+            if soft:
+                targets = tf.nn.softmax(z_s, axis=-1)
+            else:
+                labels = pseudo_labels(z_s, cfg.mpl_label)
+                targets = tf.one_hot(labels, tf.shape(z_s)[-1], dtype=z_s.dtype)
+                t_mpl = losses.labeled_ce(labels, z_s, t["global_u"])
+            virtual = meta_gradient.virtual_step(
+                self, losses.smooth(targets, cfg.label_smoothing), x_s, x_l,
+                y_l, s_lr, t["global_u"], t["global_b"])
+        global_b = t["global_b"]
+
+        ce_old = losses.labeled_ce(y_l, tf.stop_gradient(virtual.s_l),
+                                   global_b)
+        ce_new, feedback, baseline, advantage = self._feedback(
+            ce_old, tf.stop_gradient(virtual.meta_loss))
+        if soft:
+            targets_, weights = [t["total"], virtual.meta_loss], [1.0, 1.0]
+        else:
+            targets_, weights = [t["total"], t_mpl], [1.0, advantage]
+        t_grads = t_tape.gradient(
+            targets_, self.teacher.trainable_variables,
+            output_gradients=[tf.cast(w, tf.float32) * tf.ones([])
+                              for w in weights])
+
+        # The real student update reuses the virtual step's gradient (same
+        # batch, same labels) with the student's own optimizer.
+        s_grads = [tf.stop_gradient(g) for g in virtual.grads]
+        s_norm = self.clip_and_apply(self.student_optimizer, self.student,
+                                     s_grads)
+        for var, value in zip(self.student.non_trainable_variables,
+                              virtual.non_trainable):
+            var.assign(value)
+        self.update_ema(step)
+
+        t_lr = self.teacher_optimizer.learning_rate
+        t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
+                                      t_grads)
+        self.count_nonfinite(t_norm, s_norm)
+        return self._step_metrics(t, virtual.student_loss, ce_new, feedback,
+                             baseline, s_lr, t_lr, t_norm, s_norm)
+
+    def _step_metrics(self, t, s_loss, ce_new, feedback, baseline, s_lr, t_lr,
+                 t_norm, s_norm):
         sup, uda, kept, s_loss = all_reduce_sum(
-            [t["sup"], t["uda"], t["kept"], s_loss])
+            [t["sup"], t["uda"], t["kept"], tf.cast(s_loss, tf.float32)])
         return {"cross_entropy/student_on_u": s_loss,
                 "cross_entropy/student_on_l": ce_new,
                 "cross_entropy/teacher_on_u": uda,
@@ -122,6 +197,6 @@ class MPLModel(TrainerModel):
                 "lr/student": s_lr, "lr/teacher": t_lr,
                 "mpl/dot_product": feedback,
                 "mpl/moving_dot_product": baseline,
-                "uda/u_ratio": kept / global_u, "uda/weight": t["weight"],
+                "uda/u_ratio": kept / t["global_u"], "uda/weight": t["weight"],
                 "grad_norm/teacher": t_norm, "grad_norm/student": s_norm,
                 "nonfinite/skipped_steps": tf.identity(self.nonfinite_steps)}
