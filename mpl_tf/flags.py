@@ -136,8 +136,9 @@ flags.DEFINE_float("batch_norm_decay", 0.99,
 flags.DEFINE_float("batch_norm_epsilon", 1e-3, "Batch-norm epsilon.")
 flags.DEFINE_integer(
     "batch_norm_batch_size", None,
-    "Reference: images per batch-norm group on TPU. Here batch statistics "
-    "are per replica; accepted and recorded.")
+    "Reference: images per batch-norm group on TPU. Here: if larger than a "
+    "replica's labeled batch (train_batch_size / replicas), batch-norm "
+    "statistics are synchronised over all replicas; otherwise per replica.")
 flags.DEFINE_float("dense_dropout_rate", 0.1,
                    "Dropout before the classifier layer.")
 

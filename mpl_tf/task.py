@@ -29,14 +29,25 @@ def step_config(params):
         mpl_baseline_decay=params.mpl_baseline_decay)
 
 
-def model_config(params, source):
+def sync_batch_norm(params, num_replicas):
+    """--batch_norm_batch_size larger than a replica's labeled batch asks for
+    statistics over more images than one replica holds: synchronise them
+    over all replicas (the closest Keras has to the reference's BN groups).
+    """
+    per_replica = params.train_batch_size // max(num_replicas, 1)
+    return (num_replicas > 1 and params.batch_norm_batch_size is not None
+            and params.batch_norm_batch_size > per_replica)
+
+
+def model_config(params, source, num_replicas=1):
     return registry.ModelConfig(
         model_type=params.model_type, num_classes=source.num_classes,
         image_size=source.image_size, channels=source.channels,
         mean=tuple(source.mean), std=tuple(source.std),
         batch_norm_decay=params.batch_norm_decay,
         batch_norm_epsilon=params.batch_norm_epsilon,
-        dense_dropout_rate=params.dense_dropout_rate)
+        dense_dropout_rate=params.dense_dropout_rate,
+        sync_batch_norm=sync_batch_norm(params, num_replicas))
 
 
 def _scaled(lr, params):
@@ -55,7 +66,7 @@ def _schedule(params, base_lr, warmup, wait=0):
 def build_trainer(params, source, strategy):
     """The TrainerModel for the dataset's mode, built in the strategy scope."""
     cfg = step_config(params)
-    mcfg = model_config(params, source)
+    mcfg = model_config(params, source, strategy.num_replicas_in_sync)
     mode = params.mode
     ema = (lambda name: registry.build(mcfg, name)) if params.ema_decay > 0 \
         else (lambda name: None)

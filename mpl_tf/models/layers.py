@@ -6,7 +6,7 @@ import keras
 def batch_norm(cfg, name):
     return keras.layers.BatchNormalization(
         momentum=cfg.batch_norm_decay, epsilon=cfg.batch_norm_epsilon,
-        name=name)
+        synchronized=cfg.sync_batch_norm, name=name)
 
 
 def leaky_relu(name):

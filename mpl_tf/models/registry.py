@@ -31,6 +31,9 @@ class ModelConfig:
     batch_norm_decay: float = 0.99
     batch_norm_epsilon: float = 1e-3
     dense_dropout_rate: float = 0.1
+    # Batch statistics over all replicas (Keras synchronized BN) instead of
+    # per replica; see --batch_norm_batch_size.
+    sync_batch_norm: bool = False
 
 
 def check_model_type(model_type):

@@ -1,0 +1,40 @@
+"""Two mirrored CPU replicas train exactly like one device.
+
+Runs tests/replica_check.py in a subprocess (logical CPU devices must be set
+before TensorFlow starts). Weights compared: teacher and student (with
+batch-norm statistics), EMA student and the MPL baseline.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _replica_check(*args):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tests", "replica_check.py"),
+         *args], capture_output=True, text=True, timeout=600, cwd=REPO,
+        check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_taylor_steps_match_one_device_with_active_clipping():
+    bound = 0.5
+    out = _replica_check("--feedback=taylor", "--steps=3",
+                         f"--grad_bound={bound}")
+    assert min(out["teacher_grad_norms"]) > bound, "clipping must be active"
+    for name, diff in out["max_abs_diff"].items():
+        assert diff <= 1e-5, (name, diff)
+
+
+@pytest.mark.parametrize("label", ["soft", "hard"])
+def test_exact_step_matches_one_device(label):
+    out = _replica_check("--feedback=exact", f"--label={label}", "--steps=1")
+    for name, diff in out["max_abs_diff"].items():
+        assert diff <= 1e-5, (name, diff)
