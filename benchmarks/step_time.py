@@ -1,0 +1,204 @@
+"""Seconds per training step of supervised, UDA, MPL-Taylor and MPL-exact.
+
+    python benchmarks/step_time.py                 # WRN-28-2, 32x32, B=16, mu=7
+    python benchmarks/step_time.py --quick         # tiny smoke run (CI)
+    python benchmarks/step_time.py --jit --bf16    # XLA, mixed bfloat16
+
+All modes are timed in ONE process, interleaved step by step, on a fixed
+synthetic batch (the input pipeline is benchmarked separately), so machine
+noise hits every mode alike. Peak resident memory needs a clean process per
+mode: each mode is re-run alone in a child process (--memory, on by default)
+and the child's peak RSS (getrusage ru_maxrss) is reported.
+
+FLOPs: the network's forward FLOPs per image come from TensorFlow's graph
+profiler (float_operation) on the inference graph; a training pass counts as
+3x forward (forward + backward w.r.t. activations and weights). The MPL
+Taylor step is teacher 3F x B(1+2mu) + student 3F x B(1+mu) + student F x B.
+Peak FLOP/s of the machine: a float32 2048^3 matmul, timed.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from mpl_tf import flags as _flags  # noqa: E402,F401  (defines the flags)
+from mpl_tf import params as params_lib, task  # noqa: E402
+from mpl_tf.data.source import Source, Split  # noqa: E402
+
+MODES = {"supervised": "synthetic_{n}", "uda": "synthetic_{n}_uda",
+         "taylor": "synthetic_{n}_mpl", "exact": "synthetic_{n}_mpl"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model_type", default="wrn-28-2")
+    p.add_argument("--image_size", type=int, default=32)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--mu", type=int, default=7)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--modes", default="supervised,uda,taylor,exact")
+    p.add_argument("--exact_label", default="soft")
+    p.add_argument("--jit", action="store_true", help="XLA jit_compile")
+    p.add_argument("--bf16", action="store_true", help="mixed_bfloat16")
+    p.add_argument("--no-memory", dest="memory", action="store_false")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny model and batch: a smoke test")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # run one mode, print RSS
+    args = p.parse_args(argv)
+    if args.quick:
+        args.model_type, args.image_size = "cnn-tiny", 12
+        args.batch, args.mu, args.steps, args.warmup = 4, 2, 3, 1
+    return args
+
+
+def synthetic_source(args, num_classes=10):
+    rng = np.random.default_rng(0)
+    size = args.image_size
+    images = lambda n: rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, 256).astype(np.int32)
+    return Source(name="synthetic", num_classes=num_classes, image_size=size,
+                  channels=3, mean=(127.5,) * 3, std=(64.0,) * 3,
+                  labeled=Split(images(256), labels), unlabeled=Split(images(512)),
+                  test=Split(images(64), labels[:64]))
+
+
+def build_mode(mode, args, source):
+    """(trainer model, step function, fixed batch) for one mode."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    if args.bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    exact = mode == "exact"
+    p = params_lib.defaults(
+        dataset_name="digits_50" + {"supervised": "", "uda": "_uda"}.get(
+            mode, "_mpl"),
+        output_dir="/tmp/unused", model_type=args.model_type,
+        train_batch_size=args.batch, uda_data=args.mu,
+        mpl_student_lr_wait_steps=0, mpl_feedback="exact" if exact else "taylor",
+        mpl_label=args.exact_label if exact else "hard", ema_decay=0.995,
+        label_smoothing=0.15, weight_decay=5e-4)
+    strategy = tf.distribute.get_strategy()
+    model = task.build_trainer(p, source, strategy)
+    rng = np.random.default_rng(1)
+    size, b, u = args.image_size, args.batch, args.batch * args.mu
+    img = lambda n: tf.constant(rng.uniform(0, 255, (n, size, size, 3)), tf.float32)
+    batch = {"l_images": img(b),
+             "l_labels": tf.constant(rng.integers(0, 10, b), tf.int32)}
+    if mode != "supervised":
+        batch.update(u_weak=img(u), u_strong=img(u))
+
+    @tf.function(jit_compile=args.jit)
+    def step(batch):
+        return strategy.run(model.train_step, args=(batch,))
+    return model, step, batch
+
+
+def time_modes(args, modes):
+    source = synthetic_source(args)
+    built = {m: build_mode(m, args, source) for m in modes}
+    times = {m: [] for m in modes}
+    for i in range(args.warmup + args.steps):
+        for m in modes:  # interleaved: noise is shared by all modes
+            _, step, batch = built[m]
+            t0 = time.perf_counter()
+            out = step(batch)
+            float(next(iter(out.values())))  # wait for the step to finish
+            if i >= args.warmup:
+                times[m].append(time.perf_counter() - t0)
+    return times, built
+
+
+def forward_flops(model, size):
+    from tensorflow.python.framework.convert_to_constants import (  # pylint: disable=import-outside-toplevel
+        convert_variables_to_constants_v2)
+    fn = tf.function(lambda x: model(x, training=False))
+    concrete = fn.get_concrete_function(tf.TensorSpec([1, size, size, 3]))
+    graph = convert_variables_to_constants_v2(concrete).graph
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    prof = tf.compat.v1.profiler.profile(graph=graph, options=opts)
+    return prof.total_float_ops
+
+
+def machine_flops(n=2048, reps=5):
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    tf.matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def child_peak_rss(mode, argv):
+    """Peak RSS (bytes) of a fresh process running `mode` alone."""
+    cmd = [sys.executable, os.path.abspath(__file__), *argv, f"--modes={mode}",
+           f"--child={mode}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss"]
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    if args.child:
+        time_modes(args, modes)
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"peak_rss": peak_kib * 1024}))
+        return
+    times, built = time_modes(args, modes)
+    peaks = {}
+    if args.memory:
+        passthrough = [a for a in argv if not a.startswith("--modes")]
+        peaks = {m: child_peak_rss(m, passthrough) for m in modes}
+    fwd = forward_flops(next(iter(built.values()))[0].deployed, args.image_size)
+    peak_flops = machine_flops()
+    b, mu = args.batch, args.mu
+    teacher_images = {"supervised": b, "uda": b * (1 + 2 * mu),
+                      "taylor": b * (1 + 2 * mu), "exact": b * (1 + 2 * mu)}
+    taylor_flops = 3 * fwd * (b * (1 + 2 * mu) + b * (1 + mu)) + fwd * b
+    med = {m: statistics.median(t) for m, t in times.items()}
+    print(f"\n{args.model_type} {args.image_size}x{args.image_size}, B={b}, "
+          f"mu={mu}, {args.steps} timed steps after {args.warmup} warm-up, "
+          f"jit={args.jit}, bf16={args.bf16}, threads={os.cpu_count()} cores\n")
+    print("| step | median s | min s | max s | teacher img/s | peak RSS GiB "
+          "| / UDA median |")
+    print("|---|---|---|---|---|---|---|")
+    for m in modes:
+        t = times[m]
+        ratio = f"{med[m] / med['uda']:.2f}" if "uda" in med else "-"
+        peak = f"{peaks[m] / 2**30:.2f}" if m in peaks else "-"
+        print(f"| {m} | {med[m]:.3f} | {min(t):.3f} | {max(t):.3f} | "
+              f"{teacher_images[m] / med[m]:.0f} | {peak} | {ratio} |")
+    if "taylor" in med:
+        achieved = taylor_flops / med["taylor"]
+        print(f"\nforward FLOPs per image: {fwd / 1e6:.1f} M; MPL Taylor step "
+              f"{taylor_flops / 1e9:.2f} GFLOP -> {achieved / 1e9:.1f} GFLOP/s "
+              f"achieved; machine float32 matmul {peak_flops / 1e9:.1f} "
+              f"GFLOP/s ({100 * achieved / peak_flops:.0f} % of it)")
+    if "taylor" in med and "exact" in med:
+        mem = (f", peak memory {peaks['exact'] / peaks['taylor']:.2f}x"
+               if peaks else "")
+        print(f"exact / taylor: step time {med['exact'] / med['taylor']:.2f}x"
+              f"{mem}")
+
+
+if __name__ == "__main__":
+    main()

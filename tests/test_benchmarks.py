@@ -1,0 +1,20 @@
+"""The benchmarks' --quick settings run and print their tables (smoke test)."""
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_step_time_quick_prints_table():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"),
+         "--quick"], capture_output=True, text=True, timeout=600, cwd=REPO,
+        check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "| step | median s |" in out
+    for mode in ("supervised", "uda", "taylor", "exact"):
+        assert f"| {mode} |" in out
+    assert "GFLOP/s achieved" in out and "exact / taylor" in out
