@@ -13,7 +13,7 @@ FLAGS = flags.FLAGS
 # --- Run control (reference names) -------------------------------------------
 flags.DEFINE_string(
     "task_mode", None,
-    "What to do: train | eval | export. Unset means train.")
+    "What to do: train | finetune | eval | export. Unset means train.")
 flags.DEFINE_string(
     "dataset_name", None,
     "Data and training mode, e.g. digits_50_mpl. Suffix _mpl trains teacher "
@@ -92,6 +92,11 @@ flags.DEFINE_boolean(
     "use_augment", False,
     "Supervised mode only: train on the strong (RandAugment + cutout) view of "
     "the labeled images instead of the weak view.")
+flags.DEFINE_enum(
+    "randaugment", "stateless", ["stateless", "keras_cv"],
+    "RandAugment engine. stateless: ours, reproducible from (seed, step), "
+    "so resumed and multi-replica runs see the same images. keras_cv: "
+    "keras-cv's layer; faster, not reproducible.")
 flags.DEFINE_integer(
     "augment_magnitude", 5,
     "RandAugment magnitude on the reference's 0-30 scale (divided by 30 for "
@@ -169,6 +174,15 @@ flags.DEFINE_float(
     "it off. The effective decay at step t is min(ema_decay, (t+1)/(t+10)).")
 flags.DEFINE_integer("keep_checkpoint_max", 5,
                      "Checkpoints kept in output_dir.")
+flags.DEFINE_integer(
+    "max_nonfinite_steps", 10,
+    "A step whose global gradient norm is NaN/Inf applies no update; more "
+    "than this many such steps in a row stop the run.")
+flags.DEFINE_boolean(
+    "deterministic", False,
+    "Op determinism and a data order that is a function of (seed, step): "
+    "an interrupted and resumed run ends with the weights of an "
+    "uninterrupted one. Slower.")
 
 # --- UDA (reference names) ----------------------------------------------------
 flags.DEFINE_integer("uda_data", 4,
@@ -207,6 +221,19 @@ flags.DEFINE_string(
 flags.DEFINE_float("mpl_baseline_decay", 0.99,
                    "Decay of the moving baseline subtracted from the "
                    "feedback (ours; the reference hard-codes 0.99).")
+
+# --- Finetune and evaluation ----------------------------------------------------
+flags.DEFINE_integer(
+    "finetune_steps", 0,
+    "After MPL, finetune the EMA student on the labeled data alone for this "
+    "many steps (0: no finetune stage). Also used by --task_mode=finetune.")
+flags.DEFINE_float("finetune_lr", 3e-5,
+                   "Finetune learning rate (constant, SGD Nesterov 0.9, not "
+                   "scaled by batch size).")
+flags.DEFINE_boolean(
+    "eval_all_checkpoints", False,
+    "--task_mode=eval: evaluate every kept checkpoint, not just the newest, "
+    "and pick the best one by validation accuracy (never by test).")
 
 # --- Output -------------------------------------------------------------------
 flags.DEFINE_string("export_dir", None,

@@ -1,11 +1,13 @@
 """Command line: python -m mpl_tf.main --flagfile=flags/digits_50_mpl.cfg
 
-task_mode train: train (resuming from output_dir's newest checkpoint), then
-evaluate on the test split and export the deployed network.
-task_mode eval: evaluate the newest checkpoint, write eval.json.
-task_mode export: export the newest checkpoint.
+task_mode train: train (resuming from output_dir's newest checkpoint); with
+  --finetune_steps > 0 then finetune; evaluate and export the result.
+task_mode finetune: the finetune stage alone, from the trained checkpoint.
+task_mode eval: evaluate the newest (or, with --eval_all_checkpoints, every)
+  checkpoint on validation and test; write eval.json.
+task_mode export: export the newest checkpoint (or --load_checkpoint).
 
-Every check of flags and data runs before anything is written.
+Every check of flags, files and data runs before anything is written.
 """
 
 import json
@@ -21,33 +23,56 @@ from mpl_tf import params as params_lib
 from mpl_tf.errors import ConfigError
 
 HPARAMS_FILE = "hparams.json"
+FINETUNE_SUBDIR = "finetune"
 
 
 def _read_hparams(output_dir):
     path = os.path.join(output_dir, HPARAMS_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path} cannot be read ({err}); fix or remove it, "
+                          "or use --reset_output_dir") from err
 
 
-def check_output_dir(params):
-    """Refuse an output_dir trained with other model/data flags."""
+def _run_defining_values(params, source):
+    values = {n: getattr(params, n, None) for n in mpl_flags.RUN_DEFINING_FLAGS}
+    values["image_size"] = source.image_size
+    values["num_classes"] = source.num_classes
+    return values
+
+
+def check_output_dir(params, source):
+    """Refuse an output_dir written by a run with other model/data flags."""
     if params.task_mode == "train" and params.reset_output_dir:
         return
     old = _read_hparams(params.output_dir)
     if not old:
         return
-    old_flags = old.get("flags", old)
-    diff = [f"--{n} (was {old_flags.get(n)!r}, now {getattr(params, n)!r})"
-            for n in mpl_flags.RUN_DEFINING_FLAGS
-            if n in old_flags and old_flags[n] != getattr(params, n)
-            and (n in params.explicit or n in ("dataset_name", "model_type"))]
+    recorded = old.get("flags", {})
+    now = _run_defining_values(params, source)
+    diff = [f"--{n} (was {recorded[n]!r}, now {now[n]!r})"
+            for n in now if n in recorded and recorded[n] != now[n]]
     if diff:
         raise ConfigError(
             f"--output_dir={params.output_dir} holds a run with other "
-            f"settings: {', '.join(diff)}. Use another --output_dir, or "
-            "--reset_output_dir to delete it")
+            f"settings: {', '.join(diff)}. Use another --output_dir, give "
+            "the same values, or add --reset_output_dir to delete it")
+
+
+def _check_writable(directory):
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, ".write_test")
+        with open(probe, "w", encoding="utf-8") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as err:
+        raise ConfigError(f"--output_dir={directory} cannot be written "
+                          f"({err}); choose a writable directory") from err
 
 
 def prepare_output_dir(params, source, strategy):
@@ -56,23 +81,12 @@ def prepare_output_dir(params, source, strategy):
     if params.reset_output_dir and os.path.isdir(out):
         logging.info("--reset_output_dir: deleting %s", out)
         shutil.rmtree(out)
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".write_test")
-        with open(probe, "w", encoding="utf-8") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as err:
-        raise ConfigError(f"--output_dir={out} cannot be written ({err}); "
-                          "choose a writable directory") from err
+    _check_writable(out)
     record = {"flags": params.to_dict(),
-              "resolved": {"num_classes": source.num_classes,
-                           "image_size": source.image_size,
-                           "mode": params.mode,
+              "resolved": {"mode": params.mode,
                            "replicas": strategy.num_replicas_in_sync}}
-    # Fill in the data's own values so a resumed run compares like with like.
-    record["flags"]["image_size"] = source.image_size
-    record["flags"]["num_classes"] = source.num_classes
+    # The data's own values, so a resumed run compares like with like.
+    record["flags"].update(_run_defining_values(params, source))
     _write_json(os.path.join(out, HPARAMS_FILE), record)
     _write_json(os.path.join(out, "splits.json"), source.split_indices)
 
@@ -88,67 +102,174 @@ def _export_dir(params):
     return params.export_dir or os.path.join(params.output_dir, "export")
 
 
-def run(params):
-    """Run one task; returns a dict of results. Raises ConfigError."""
-    params_lib.validate(params)
-    # Heavy imports after the cheap checks, so a typo fails in a second.
-    import keras  # pylint: disable=import-outside-toplevel
+def _summary(name, result):
+    line = (f"{name}: test top-1 {result['test']['top1']:.4f}, "
+            f"top-5 {result['test']['top5']:.4f} "
+            f"({result['test']['count']} images)")
+    if "val" in result:
+        line += f"; validation top-1 {result['val']['top1']:.4f}"
+    return line
 
-    from mpl_tf.data import loader as data_lib  # pylint: disable=import-outside-toplevel
-    from mpl_tf import distribute, export, task  # pylint: disable=import-outside-toplevel
-    from mpl_tf.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
-    from mpl_tf.training.loop import Loop  # pylint: disable=import-outside-toplevel
 
-    check_output_dir(params)
-    strategy = distribute.make_strategy(params)
-    distribute.check_batch_sizes(params, strategy)
-    source = data_lib.load_source(params)
-    if params.use_bfloat16:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+class Run:
+    """Everything one command builds, in the order the checks allow."""
 
-    if params.task_mode != "train":
-        if not os.path.isdir(os.path.join(params.output_dir,
-                                          ckpt_lib.CKPT_SUBDIR)) \
+    def __init__(self, params):
+        params_lib.validate(params)
+        # Heavy imports after the cheap checks, so a typo fails in a second.
+        import keras  # pylint: disable=import-outside-toplevel
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
+        from mpl_tf.data import loader  # pylint: disable=import-outside-toplevel
+
+        self.params = params
+        if params.task_mode != "train" and not os.path.isdir(params.output_dir) \
                 and not params.load_checkpoint:
             raise ConfigError(
-                f"--task_mode={params.task_mode}: no checkpoint in "
-                f"--output_dir={params.output_dir}; train first or give "
+                f"--task_mode={params.task_mode}: --output_dir="
+                f"{params.output_dir} does not exist; train first or give "
                 "--load_checkpoint")
-    else:
-        prepare_output_dir(params, source, strategy)
+        self.strategy = distribute.make_strategy(params)
+        distribute.check_batch_sizes(params, self.strategy)
+        self.source = loader.load_source(params)
+        check_output_dir(params, self.source)
+        if params.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        if params.use_bfloat16:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
-    model = task.build_trainer(params, source, strategy)
-    loop = Loop(params, strategy, model, task.train_input(params, source),
-                source)
-    if params.task_mode == "train":
-        result = loop.run()
-        path = export.export(model.eval_network, _export_dir(params))
-        print(f"final test accuracy: top-1 {result['top1']:.4f}, "
-              f"top-5 {result['top5']:.4f} ({result['count']} images)")
-        print(f"exported SavedModel: {path}")
-        return {"test": result, "export": path, "trainer": model,
-                "start_step": loop.start_step, "restored": loop.history}
+    def main_loop(self, load_checkpoint=None):
+        from mpl_tf import task  # pylint: disable=import-outside-toplevel
+        from mpl_tf.training.loop import Loop  # pylint: disable=import-outside-toplevel
 
-    restored = loop.restore()
-    if restored is None:
-        raise ConfigError(
-            f"--task_mode={params.task_mode}: no readable checkpoint in "
-            f"{loop.manager.directory}; train first or give --load_checkpoint")
-    if params.task_mode == "export":
-        path = export.export(model.eval_network, _export_dir(params))
-        print(f"exported SavedModel: {path} (from {restored})")
-        return {"export": path, "checkpoint": restored, "trainer": model}
-    result = {"checkpoint": restored, "step": int(model.global_step.numpy()),
-              "test": loop.evaluate("test")}
-    if source.val is not None:
-        result["val"] = loop.evaluate("val")
-    _write_json(os.path.join(params.output_dir, "eval.json"), result)
-    print(f"test accuracy of {restored}: top-1 {result['test']['top1']:.4f}, "
-          f"top-5 {result['test']['top5']:.4f}")
+        p = self.params
+        model = task.build_trainer(p, self.source, self.strategy)
+        return Loop(p, self.strategy, model, task.train_input(p, self.source),
+                    self.source, load_checkpoint=load_checkpoint)
+
+    def finetune_loop(self, start_network):
+        from mpl_tf import task  # pylint: disable=import-outside-toplevel
+        from mpl_tf.training.loop import Loop  # pylint: disable=import-outside-toplevel
+
+        p = self.params
+        model = task.build_finetuner(p, self.source, self.strategy,
+                                     start_network)
+        return Loop(p, self.strategy, model, task.finetune_input(p, self.source),
+                    self.source,
+                    directory=os.path.join(p.output_dir, FINETUNE_SUBDIR),
+                    total_steps=p.finetune_steps)
+
+    def restore_main(self):
+        loop = self.main_loop(load_checkpoint=self.params.load_checkpoint)
+        restored = loop.restore()
+        if restored is None:
+            raise ConfigError(
+                f"--task_mode={self.params.task_mode}: no readable checkpoint "
+                f"in {loop.manager.directory}; train first or give "
+                "--load_checkpoint")
+        return loop, restored
+
+
+def _finetune(run, start_loop):
+    before = start_loop.evaluate_splits()
+    print(_summary("before finetune", before))
+    loop = run.finetune_loop(start_loop.model.eval_network)
+    after = loop.run()
+    print(_summary(f"after {run.params.finetune_steps} finetune steps", after))
+    return loop, {"before": before, "after": after}
+
+
+def _export(run, loop):
+    from mpl_tf import export  # pylint: disable=import-outside-toplevel
+
+    path = export.export(loop.model.eval_network, _export_dir(run.params))
+    print(f"exported SavedModel: {path}")
+    return path
+
+
+def train(run):
+    p = run.params
+    prepare_output_dir(p, run.source, run.strategy)
+    loop = run.main_loop(load_checkpoint=p.load_checkpoint)
+    result = {"test": None}
+    result.update(loop.run())
+    result["start_step"] = loop.start_step
+    print(_summary("final", result))
+    final = loop
+    if p.finetune_steps > 0:
+        final, result["finetune"] = _finetune(run, loop)
+    result["export"] = _export(run, final)
+    result["trainer"] = final.model
     return result
 
 
+def finetune(run):
+    loop, restored = run.restore_main()
+    logging.info("finetuning from %s", restored)
+    final, result = _finetune(run, loop)
+    result["export"] = _export(run, final)
+    result["trainer"] = final.model
+    return result
+
+
+def evaluate(run):
+    p = run.params
+    loop, newest = run.restore_main()
+    paths = list(loop.manager.checkpoints) if p.eval_all_checkpoints else [newest]
+    results = []
+    for path in paths:
+        loop.manager.checkpoint.restore(path).assert_existing_objects_matched()
+        record = {"checkpoint": path,
+                  "step": int(loop.model.global_step.numpy()),
+                  **loop.evaluate_splits()}
+        print(_summary(f"{path} (step {record['step']})", record))
+        results.append(record)
+    with_val = [r for r in results if "val" in r]
+    best = max(with_val, key=lambda r: r["val"]["top1"]) if with_val else None
+    summary = {"checkpoints": results, "best_by_validation": best,
+               "selection": ("validation top-1" if best else
+                             "none: no validation split (set --num_val)")}
+    summary.update(results[-1])
+    _write_json(os.path.join(p.output_dir, "eval.json"), summary)
+    if best:
+        print(f"best checkpoint by validation: {best['checkpoint']} "
+              f"(validation top-1 {best['val']['top1']:.4f}, test top-1 "
+              f"{best['test']['top1']:.4f})")
+    return summary
+
+
+def export_only(run):
+    loop, restored = run.restore_main()
+    path = _export(run, loop)
+    return {"export": path, "checkpoint": restored, "trainer": loop.model}
+
+
+TASKS = {"train": train, "finetune": finetune, "eval": evaluate,
+         "export": export_only}
+
+
+def run(params):
+    """Run one task; returns a dict of results. Raises ConfigError."""
+    run_ = Run(params)  # validates, task_mode included
+    return TASKS[params.task_mode](run_)
+
+
+def _check_flagfiles(argv):
+    """absl's own message for a missing flagfile is a traceback."""
+    for arg in argv[1:]:
+        if arg.startswith("--flagfile="):
+            path = arg.split("=", 1)[1]
+            if not os.path.isfile(path):
+                print(f"mpl_tf: error: --flagfile={path}: no such file (run "
+                      "from the repository root, or give the full path)",
+                      file=sys.stderr)
+                sys.exit(2)
+
+
 def main(argv):
+    from mpl_tf.training.loop import NonFiniteError  # pylint: disable=import-outside-toplevel
+
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
@@ -156,9 +277,13 @@ def main(argv):
     except ConfigError as err:
         print(f"mpl_tf: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteError as err:
+        print(f"mpl_tf: stopped: {err}", file=sys.stderr)
+        sys.exit(3)
 
 
 def run_cli():
+    _check_flagfiles(sys.argv)
     app.run(main)
 
 

@@ -9,7 +9,7 @@ from mpl_tf.data import names
 from mpl_tf.errors import ConfigError
 from mpl_tf.models.registry import check_model_type
 
-TASK_MODES = ("train", "eval", "export")
+TASK_MODES = ("train", "finetune", "eval", "export")
 LR_DECAY_TYPES = ("cosine", "exponential", "constant")
 OPTIM_TYPES = ("momentum", "sgd")
 MPL_FEEDBACKS = ("taylor", "exact")
@@ -104,7 +104,14 @@ def validate(params):
                  "mpl_student_lr_warmup_steps", "mpl_teacher_lr_warmup_steps",
                  "num_decay_steps", "augment_magnitude", "num_val"):
         _at_least(params, name, 0)
-    for name in ("lr", "mpl_student_lr", "mpl_teacher_lr", "weight_decay"):
+    for name in ("max_nonfinite_steps", "finetune_steps"):
+        _at_least(params, name, 0)
+    if params.deterministic and params.randaugment != "stateless":
+        raise ConfigError("--deterministic needs --randaugment=stateless: "
+                          "keras-cv's RandAugment is not reproducible")
+    if params.task_mode == "finetune" and params.finetune_steps < 1:
+        raise ConfigError("--task_mode=finetune needs --finetune_steps >= 1")
+    for name in ("finetune_lr", "lr", "mpl_student_lr", "mpl_teacher_lr", "weight_decay"):
         _at_least(params, name, 0.0)
     for name in ("uda_temp", "grad_bound"):
         _at_least(params, name, 0.0, strict=True)

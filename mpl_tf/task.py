@@ -26,7 +26,7 @@ def step_config(params):
         uda_weight=params.uda_weight, uda_steps=params.uda_steps,
         ema_decay=params.ema_decay,
         mpl_label=params.mpl_label, mpl_feedback=params.mpl_feedback,
-        mpl_baseline_decay=params.mpl_baseline_decay)
+        mpl_baseline_decay=params.mpl_baseline_decay, seed=params.seed)
 
 
 def sync_batch_norm(params, num_replicas):
@@ -104,3 +104,30 @@ def train_input(params, source):
     return TrainInput(source, data_lib.augment_config(params, source),
                       params.mode, params.train_batch_size, params.uda_data,
                       params.seed, labeled_view=labeled_view)
+
+
+def build_finetuner(params, source, strategy, start_network):
+    """The finetune stage: a copy of `start_network` (the EMA student) trained
+    on the labeled images alone with SGD Nesterov at a constant
+    --finetune_lr and no weight decay (MPL_SPEC section 5)."""
+    cfg = StepConfig(global_batch=params.train_batch_size,
+                     label_smoothing=params.label_smoothing,
+                     weight_decay=0.0, grad_bound=params.grad_bound,
+                     seed=params.seed)
+    mcfg = model_config(params, source, strategy.num_replicas_in_sync)
+    with strategy.scope():
+        network = registry.build(mcfg, "finetuned")
+        network.set_weights(start_network.get_weights())
+        opt = make_optimizer(
+            WarmupDecay(params.finetune_lr, params.finetune_steps,
+                        decay="constant"), "momentum", "finetune_optimizer")
+        model = SupervisedModel(cfg, network, opt)
+        model.compile()
+        model.build_optimizers()
+    return model
+
+
+def finetune_input(params, source):
+    return TrainInput(source, data_lib.augment_config(params, source),
+                      "supervised", params.train_batch_size, params.uda_data,
+                      params.seed)

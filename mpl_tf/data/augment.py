@@ -1,18 +1,20 @@
 """Weak and strong augmentation of image batches (MPL_SPEC section 5).
 
 Weak: random horizontal flip (where the data allows it), pad and random crop.
-Strong: weak -> RandAugment (2 ops chosen per image, keras-cv) -> cutout ->
-weak again, as in the reference.
+Strong: weak -> RandAugment (2 ops chosen per image) -> cutout -> weak
+again, as in the reference.
 
 Every op works on a whole batch at once (float32 in [0, 255], NHWC). The
 randomness of flip, crop and cutout is stateless and drawn from a seed the
 caller derives from (run seed, step), so the same step sees the same views
-after a restart. RandAugment draws from keras-cv's own generator.
+after a restart (RandAugment too, unless --randaugment=keras_cv).
 """
 
 import dataclasses
 
 import tensorflow as tf
+
+from mpl_tf.data import randaugment
 
 # The reference's magnitude runs 0..30 (its `augment_magnitude` flag, e.g. 16
 # for CIFAR); keras-cv's RandAugment takes 0..1. We divide by this.
@@ -30,6 +32,7 @@ class AugmentConfig:
     cutout: int          # side of the cutout square
     magnitude: float     # RandAugment magnitude on the reference's 0..30 scale
     ops_per_image: int = 2
+    randaugment: str = "stateless"  # or "keras_cv"; see StrongAugment
 
     def get_config(self):
         return dataclasses.asdict(self)
@@ -103,24 +106,32 @@ def cutout(images, cfg, seed, span=None):
 class StrongAugment:
     """Strong view of a batch: flip/crop -> RandAugment -> cutout -> flip/crop.
 
-    keras-cv's RandAugment picks its operations per image (Keras' own layer
-    picks one set for the whole batch). It needs three channels.
+    engine "stateless" (default): `randaugment.rand_augment`, ops picked per
+    image from a stateless seed, so the view is a function of (seed, step).
+    engine "keras_cv": keras-cv's RandAugment (also per image), faster but
+    not reproducible run to run. Both need three channels.
     """
 
     def __init__(self, cfg, seed=0):
-        import keras_cv  # pylint: disable=import-outside-toplevel  (slow import)
-
         self.cfg = cfg
-        self._rand_augment = keras_cv.layers.RandAugment(
-            value_range=(0, 255),
-            augmentations_per_image=cfg.ops_per_image,
-            magnitude=min(cfg.magnitude / REFERENCE_MAX_MAGNITUDE, 1.0),
-            seed=seed)
+        self.engine = engine = cfg.randaugment
+        self._magnitude = min(cfg.magnitude / REFERENCE_MAX_MAGNITUDE, 1.0)
+        if engine == "keras_cv":
+            import keras_cv  # pylint: disable=import-outside-toplevel  (slow import)
+
+            self._keras_cv = keras_cv.layers.RandAugment(
+                value_range=(0, 255), augmentations_per_image=cfg.ops_per_image,
+                magnitude=self._magnitude, seed=seed)
 
     def __call__(self, images, seed, span=None):
-        seeds = tf.random.split(seed, 3)
+        seeds = tf.random.split(seed, 4)
         images = flip_and_crop(images, self.cfg, seeds[0], span)
-        images = self._rand_augment(images)
+        if self.engine == "keras_cv":
+            images = self._keras_cv(images)
+        else:
+            images = randaugment.rand_augment(
+                images, seeds[3], self._magnitude, self.cfg.ops_per_image,
+                self.cfg.fill, span)
         images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
         images = cutout(images, self.cfg, seeds[1], span)
         return flip_and_crop(images, self.cfg, seeds[2], span)

@@ -4,6 +4,10 @@
 `distribute_datasets_from_function`. Keras' `fit` is not used: it fails under
 MultiWorkerMirroredStrategy in Keras 3.15 (keras-team/keras#20585), and one
 loop for all strategies is simpler to trust.
+
+A `Loop` trains one stage (the main MPL/UDA/supervised run, or the finetune
+stage) in its own directory: `<dir>/checkpoints`, `<dir>/train` (TensorBoard)
+and `<dir>/eval_history.jsonl`.
 """
 
 import json
@@ -28,25 +32,33 @@ def first_replica(strategy, values):
 
 
 class Loop:
-    """Trains `trainer_model` from the newest checkpoint to num_train_steps."""
+    """Trains `trainer_model` from its newest checkpoint to `total_steps`."""
 
     def __init__(self, params, strategy, trainer_model, train_input, source,
-                 max_nonfinite_steps=None):
+                 directory=None, total_steps=None, load_checkpoint=None):
         self.params = params
         self.strategy = strategy
         self.model = trainer_model
         self.input = train_input
         self.source = source
-        self.max_nonfinite_steps = max_nonfinite_steps
+        self.directory = directory or params.output_dir
+        self.total_steps = total_steps or params.num_train_steps
+        self.load_checkpoint = load_checkpoint
         self.manager = ckpt_lib.make_manager(
-            trainer_model, params.output_dir, params.keep_checkpoint_max)
-        self.writer = tf.summary.create_file_writer(
-            os.path.join(params.output_dir, "train"))
+            trainer_model, self.directory, params.keep_checkpoint_max)
         self.history = []
         self.start_step = None
+        self._writer = None
+
+    @property
+    def writer(self):
+        if self._writer is None:  # only training writes summaries
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.directory, "train"))
+        return self._writer
 
     def restore(self):
-        return ckpt_lib.restore(self.manager, self.params.load_checkpoint)
+        return ckpt_lib.restore(self.manager, self.load_checkpoint)
 
     def _train_fn(self):
         model, strategy = self.model, self.strategy
@@ -61,6 +73,13 @@ class Loop:
         return evaluate(self.strategy, self.model.eval_network, split,
                         self.params.eval_batch_size)
 
+    def evaluate_splits(self):
+        """{"test": ..., "val": ... (when there is a validation split)}."""
+        out = {"test": self.evaluate("test")}
+        if getattr(self.source, "val", None) is not None:
+            out["val"] = self.evaluate("val")
+        return out
+
     def _write_scalars(self, step, metrics, prefix=""):
         with self.writer.as_default(step=step):
             for name, value in metrics.items():
@@ -69,41 +88,39 @@ class Loop:
 
     def _save_and_eval(self, step):
         path = self.manager.save(checkpoint_number=step)
-        result = self.evaluate("test")
-        self._write_scalars(step, {"top1": result["top1"],
-                                   "top5": result["top5"],
-                                   "loss": result["loss"]}, "eval/")
-        record = {"step": step, "checkpoint": path, "test": result}
-        if self.source.val is not None:
-            record["val"] = self.evaluate("val")
+        record = {"step": step, "checkpoint": path, **self.evaluate_splits()}
+        for split in ("test", "val"):
+            if split in record:
+                self._write_scalars(step, {k: record[split][k] for k in
+                                           ("top1", "top5", "loss")},
+                                    f"eval/{split}/")
         self.history.append(record)
-        with open(os.path.join(self.params.output_dir, "eval_history.jsonl"),
-                  "a", encoding="utf-8") as f:
+        with open(os.path.join(self.directory, "eval_history.jsonl"), "a",
+                  encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         logging.info("step %d: test top-1 %.4f (checkpoint %s)", step,
-                     result["top1"], path)
-        return result
+                     record["test"]["top1"], path)
+        return record
 
     def run(self, verbose=True):
-        """Train to num_train_steps; returns the final test metrics."""
+        """Train to total_steps; returns the final {"test", "val"} metrics."""
         p = self.params
         restored = self.restore()
-        if restored and p.load_checkpoint and \
+        if restored and self.load_checkpoint and \
                 p.load_checkpoint_and_restart_global_step:
             for opt, _ in self.model.optimizers():
                 opt.iterations.assign(0)
         start = int(self.model.global_step.numpy())
         self.start_step = start
-        total = p.num_train_steps
+        total = self.total_steps
         if start >= total:
             logging.info("Already trained %d of %d steps", start, total)
-            return self.evaluate("test")
+            return self.evaluate_splits()
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: self.input.dataset(ctx, start_step=start))
         iterator = iter(dataset)
         train_step = self._train_fn()
-        bar = keras.utils.Progbar(total, verbose=1 if verbose else 0,
-                                  stateful_metrics=None)
+        bar = keras.utils.Progbar(total, verbose=1 if verbose else 0)
         bar.update(start)
         t0, last = time.time(), start
         for step in range(start + 1, total + 1):
@@ -118,18 +135,19 @@ class Loop:
                 shown = [(k.split("/")[-1], values[k]) for k in values
                          if k.startswith("cross_entropy/")]
                 bar.update(step, values=shown)
-                self._check_nonfinite(step)
+            self._check_nonfinite(step)
             if step % p.save_every == 0 or step == total:
                 self._save_and_eval(step)
-        return self.history[-1]["test"]
+        return {k: v for k, v in self.history[-1].items()
+                if k in ("test", "val")}
 
     def _check_nonfinite(self, step):
-        limit = self.max_nonfinite_steps
+        limit = self.params.max_nonfinite_steps
         in_a_row = int(self.model.nonfinite_in_a_row.numpy())
-        if limit is not None and in_a_row > limit:
+        if in_a_row > limit:
             raise NonFiniteError(
                 f"step {step}: {in_a_row} steps in a row had a non-finite "
-                f"gradient (more than --max_nonfinite_steps={limit}); "
-                f"stopped. The last good checkpoint is in "
-                f"{self.manager.directory}; lower the learning rates or set "
-                "--grad_bound")
+                f"gradient (more than --max_nonfinite_steps={limit}), so "
+                f"training stopped. The last good checkpoint is in "
+                f"{self.manager.directory}; lower the learning rates or "
+                "set --grad_bound, then rerun the same command")

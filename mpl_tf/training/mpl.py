@@ -27,11 +27,16 @@ from mpl_tf.training.uda import teacher_losses
 PSEUDO_LABEL_MODES = ("hard", "sample")
 
 
-def pseudo_labels(z_s, mode):
-    """Integer pseudo labels from the teacher's strong-view logits."""
+def pseudo_labels(z_s, mode, seed=None):
+    """Integer pseudo labels from the teacher's strong-view logits.
+
+    `sample` draws statelessly from `seed` (e.g. (run seed, step, replica)),
+    so a resumed run draws the same labels.
+    """
     z_s = tf.stop_gradient(tf.cast(z_s, tf.float32))
     if mode == "sample":
-        return tf.random.categorical(z_s, 1, dtype=tf.int32)[:, 0]
+        return tf.random.stateless_categorical(z_s, 1, seed,
+                                               dtype=tf.int32)[:, 0]
     return tf.argmax(z_s, axis=-1, output_type=tf.int32)
 
 
@@ -73,6 +78,12 @@ class MPLModel(TrainerModel):
             return self._exact_step(batch)
         return self._taylor_step(batch)
 
+    def _sample_seed(self, step):
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.stack([tf.cast(self.cfg.seed, tf.int64),
+                         tf.cast(step, tf.int64) * 1024 +
+                         tf.cast(replica, tf.int64)])
+
     def _feedback(self, ce_old, ce_new):
         """Global h = CE_old - CE_new, its baseline, and h - baseline."""
         ce_old, ce_new = all_reduce_sum([ce_old, ce_new])
@@ -89,7 +100,7 @@ class MPLModel(TrainerModel):
 
         with tf.GradientTape() as t_tape:
             t = teacher_losses(self.teacher, batch, cfg, step)
-            labels = pseudo_labels(t["z_s"], cfg.mpl_label)
+            labels = pseudo_labels(t["z_s"], cfg.mpl_label, self._sample_seed(step))
             # CE(y^, z_s) over the global unlabeled batch; h~ scales it below.
             t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
         global_b, global_u = t["global_b"], t["global_u"]
@@ -148,7 +159,7 @@ class MPLModel(TrainerModel):
             if soft:
                 targets = tf.nn.softmax(z_s, axis=-1)
             else:
-                labels = pseudo_labels(z_s, cfg.mpl_label)
+                labels = pseudo_labels(z_s, cfg.mpl_label, self._sample_seed(step))
                 targets = tf.one_hot(labels, tf.shape(z_s)[-1], dtype=z_s.dtype)
                 t_mpl = losses.labeled_ce(labels, z_s, t["global_u"])
             virtual = meta_gradient.virtual_step(
