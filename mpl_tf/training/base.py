@@ -59,6 +59,15 @@ def decayed_variable_ids(model):
     return ids
 
 
+def seed_states(network):
+    """State variables of the random-seed generators of a network's layers."""
+    states = []
+    for layer in network._flatten_layers(include_self=True):  # pylint: disable=protected-access
+        for gen in getattr(layer, "_seed_generators", []):
+            states.append(gen.state)
+    return states
+
+
 class TrainerModel(keras.Model):
     """Owns networks, optimizers and step state; subclasses define the step."""
 
@@ -152,6 +161,11 @@ class TrainerModel(keras.Model):
 
     def checkpoint_items(self):
         items = dict(self.networks())
+        # Dropout's random state lives outside the weights; without it a
+        # resumed run would draw other masks than an uninterrupted one.
+        for name, net in self.networks().items():
+            for i, state in enumerate(seed_states(net)):
+                items[f"{name}_seed_state_{i}"] = state
         for i, (opt, _) in enumerate(self.optimizers()):
             items[f"optimizer_{i}_{opt.name}"] = opt
         if self.ema_network is not None:

@@ -40,7 +40,8 @@ def restore(manager, load_checkpoint=None):
     for path in _candidates(manager, load_checkpoint):
         try:
             manager.checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as err:
+        except (tf.errors.OpError, ValueError, IndexError, OSError,
+                AssertionError) as err:
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
             if "shape" in str(err).lower() or isinstance(err, AssertionError):
                 raise ConfigError(

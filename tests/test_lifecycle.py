@@ -1,0 +1,145 @@
+"""Interruptions, corrupted checkpoints, finetune, eval, export, NaN guard."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mpl_tf import main
+from mpl_tf.training.loop import NonFiniteError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TINY_CLI = ["--dataset_name=digits_30_mpl", "--model_type=cnn-tiny",
+            "--image_size=12", "--train_batch_size=8", "--uda_data=2",
+            "--eval_batch_size=600", "--num_train_steps=8", "--save_every=2",
+            "--log_every=1", "--mpl_student_lr_wait_steps=0",
+            "--mpl_student_lr_warmup_steps=2", "--mpl_teacher_lr_warmup_steps=2",
+            "--lr_decay_type=cosine", "--ema_decay=0.9", "--augment_magnitude=10",
+            "--dense_dropout_rate=0.2", "--mpl_label=sample", "--deterministic"]
+
+
+def _cli(out_dir, *extra):
+    return [sys.executable, "-m", "mpl_tf.main", f"--output_dir={out_dir}",
+            *TINY_CLI, *extra]
+
+
+def _checkpoint_tensors(directory):
+    reader = tf.train.load_checkpoint(
+        tf.train.latest_checkpoint(os.path.join(directory, "checkpoints")))
+    names = [n for n in reader.get_variable_to_shape_map()
+             if n.startswith(("student", "teacher", "ema", "mpl_baseline",
+                              "optimizer")) and "OPTIMIZER_SLOT" not in n]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_sigkill_and_rerun_ends_with_the_uninterrupted_weights(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(_cli(straight), check=True, capture_output=True, cwd=REPO,
+                   timeout=600)
+    proc = subprocess.Popen(_cli(killed), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    index = killed / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while not index.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = tf.train.latest_checkpoint(str(killed / "checkpoints"))
+    assert killed_at and not killed_at.endswith("ckpt-8"), killed_at
+    rerun = subprocess.run(_cli(killed), capture_output=True, text=True,
+                           cwd=REPO, timeout=600, check=False)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    a, b = _checkpoint_tensors(straight), _checkpoint_tensors(killed)
+    assert any(n.startswith("student") for n in a)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_corrupted_newest_checkpoint_falls_back(tiny_params, caplog):
+    main.run(tiny_params(dataset_name="digits_30_uda"))
+    ckpt_dir = os.path.join(tiny_params().output_dir, "checkpoints")
+    for path in glob.glob(os.path.join(ckpt_dir, "ckpt-6.data-*")):
+        with open(path, "r+b") as f:
+            f.truncate(16)
+    result = main.run(tiny_params(dataset_name="digits_30_uda",
+                                  task_mode="eval"))
+    assert result["checkpoint"].endswith("ckpt-3")
+    assert result["step"] == 3
+    assert "Cannot read checkpoint" in caplog.text
+
+
+def test_finetune_and_eval_select_by_validation(tiny_params):
+    params = dict(num_val=20, finetune_steps=3, finetune_lr=0.01)
+    result = main.run(tiny_params(**params))
+    ft = result["finetune"]
+    assert {"test", "val"} <= set(ft["before"]) and {"test", "val"} <= set(ft["after"])
+    assert int(result["trainer"].global_step.numpy()) == 3
+    out = tiny_params().output_dir
+    assert tf.train.latest_checkpoint(os.path.join(out, "finetune", "checkpoints"))
+    summary = main.run(tiny_params(task_mode="eval", eval_all_checkpoints=True,
+                                   **params))
+    assert [r["step"] for r in summary["checkpoints"]] == [3, 6]
+    best = max(summary["checkpoints"], key=lambda r: r["val"]["top1"])
+    assert summary["best_by_validation"]["checkpoint"] == best["checkpoint"]
+    assert os.path.exists(os.path.join(out, "eval.json"))
+
+
+def test_saved_model_cli_runs_the_export(tiny_params, tmp_path):
+    result = main.run(tiny_params(dataset_name="digits_30"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 12, 12, 3),
+                                               dtype=np.uint8)
+    npy = tmp_path / "images.npy"
+    np.save(npy, images)
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run(
+        [cli, "run", "--dir", result["export"], "--tag_set", "serve",
+         "--signature_def", "serving_default", "--inputs", f"images={npy}"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "probabilities" in proc.stdout and "classes" in proc.stdout
+
+
+class _NaNAfter:
+    """Wraps a TrainInput: labeled images become NaN from step `start` on."""
+
+    def __init__(self, inner, start):
+        self.inner, self.start = inner, start
+
+    def dataset(self, input_context=None, start_step=0):
+        ds = self.inner.dataset(input_context, start_step)
+        first = self.start - start_step - 1  # element index of step `start`
+
+        def poison(i, batch):
+            batch = dict(batch)
+            batch["l_images"] = tf.where(i >= first, float("nan"),
+                                         batch["l_images"])
+            return batch
+        return ds.enumerate().map(poison)
+
+
+def test_nan_steps_are_skipped_counted_and_stop_the_run(tiny_params,
+                                                        monkeypatch):
+    from mpl_tf import task
+
+    original = task.train_input
+    monkeypatch.setattr(task, "train_input",
+                        lambda p, s: _NaNAfter(original(p, s), start=4))
+    with pytest.raises(NonFiniteError, match="max_nonfinite_steps=1"):
+        main.run(tiny_params(dataset_name="digits_30_uda", num_train_steps=9,
+                             save_every=3, max_nonfinite_steps=1))
+    ckpt_dir = os.path.join(tiny_params().output_dir, "checkpoints")
+    newest = tf.train.latest_checkpoint(ckpt_dir)
+    assert newest.endswith("ckpt-3"), newest
+    reader = tf.train.load_checkpoint(newest)
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if np.issubdtype(np.asarray(value).dtype, np.floating):
+            assert np.all(np.isfinite(value)), name
