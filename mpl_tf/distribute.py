@@ -79,3 +79,31 @@ def check_batch_sizes(params, strategy):
             raise ConfigError(
                 f"--{name}={value} is not divisible by the {replicas} "
                 f"replicas in sync; use a multiple of {replicas}")
+
+
+def task_identity(strategy):
+    """(task_type, task_id) of this process; (None, 0) outside a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return None, 0
+    return resolver.task_type, resolver.task_id or 0
+
+
+def is_chief(strategy):
+    """Only the chief writes logs, hparams, the export and real checkpoints.
+
+    With MultiWorkerMirroredStrategy every worker must still take part in
+    saving (the save is collective); the others write to a scratch
+    directory (`worker_scratch_dir`) that is deleted afterwards.
+    """
+    task_type, task_id = task_identity(strategy)
+    if task_type is None or task_type == "chief":
+        return True
+    resolver = strategy.cluster_resolver
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def worker_scratch_dir(directory, strategy):
+    task_type, task_id = task_identity(strategy)
+    return os.path.join(directory, f".scratch_{task_type}_{task_id}")

@@ -130,6 +130,11 @@ class Run:
                 f"--task_mode={params.task_mode}: --output_dir="
                 f"{params.output_dir} does not exist; train first or give "
                 "--load_checkpoint")
+        if params.reset_output_dir and \
+                distribute.resolve_name(params) == "multi_worker":
+            raise ConfigError("--reset_output_dir with --strategy=multi_worker "
+                              "would race between workers; delete the "
+                              "directory before launching instead")
         self.strategy = distribute.make_strategy(params)
         distribute.check_batch_sizes(params, self.strategy)
         self.source = loader.load_source(params)
@@ -183,14 +188,29 @@ def _finetune(run, start_loop):
 def _export(run, loop):
     from mpl_tf import export  # pylint: disable=import-outside-toplevel
 
-    path = export.export(loop.model.eval_network, _export_dir(run.params))
+    target = _export_dir(run.params)
+    if not loop.chief:  # every worker saves; only the chief's copy stays
+        scratch = distribute_scratch(run, target)
+        export.export(loop.model.eval_network, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return target
+    path = export.export(loop.model.eval_network, target)
     print(f"exported SavedModel: {path}")
     return path
 
 
+def distribute_scratch(run, target):
+    from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
+
+    return distribute.worker_scratch_dir(target, run.strategy)
+
+
 def train(run):
+    from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
+
     p = run.params
-    prepare_output_dir(p, run.source, run.strategy)
+    if distribute.is_chief(run.strategy):
+        prepare_output_dir(p, run.source, run.strategy)
     loop = run.main_loop(load_checkpoint=p.load_checkpoint)
     result = {"test": None}
     result.update(loop.run())

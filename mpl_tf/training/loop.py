@@ -12,12 +12,14 @@ and `<dir>/eval_history.jsonl`.
 
 import json
 import os
+import shutil
 import time
 
 from absl import logging
 import keras
 import tensorflow as tf
 
+from mpl_tf import distribute
 from mpl_tf.evaluate import evaluate
 from mpl_tf.training import checkpoint as ckpt_lib
 
@@ -44,8 +46,16 @@ class Loop:
         self.directory = directory or params.output_dir
         self.total_steps = total_steps or params.num_train_steps
         self.load_checkpoint = load_checkpoint
+        self.chief = distribute.is_chief(strategy)
+        save_dir = self.directory
+        if not self.chief:
+            # Saving is collective: other workers save too, to scratch, and
+            # restore from the chief's checkpoints.
+            save_dir = distribute.worker_scratch_dir(self.directory, strategy)
+            self.load_checkpoint = load_checkpoint or os.path.join(
+                self.directory, ckpt_lib.CKPT_SUBDIR)
         self.manager = ckpt_lib.make_manager(
-            trainer_model, self.directory, params.keep_checkpoint_max)
+            trainer_model, save_dir, params.keep_checkpoint_max)
         self.history = []
         self.start_step = None
         self._writer = None
@@ -53,11 +63,15 @@ class Loop:
     @property
     def writer(self):
         if self._writer is None:  # only training writes summaries
-            self._writer = tf.summary.create_file_writer(
-                os.path.join(self.directory, "train"))
+            self._writer = (tf.summary.create_file_writer(
+                os.path.join(self.directory, "train")) if self.chief
+                            else tf.summary.create_noop_writer())
         return self._writer
 
     def restore(self):
+        if not self.chief and not tf.train.latest_checkpoint(
+                self.load_checkpoint):
+            return None  # the chief has not saved yet: a fresh start
         return ckpt_lib.restore(self.manager, self.load_checkpoint)
 
     def _train_fn(self):
@@ -95,9 +109,10 @@ class Loop:
                                            ("top1", "top5", "loss")},
                                     f"eval/{split}/")
         self.history.append(record)
-        with open(os.path.join(self.directory, "eval_history.jsonl"), "a",
-                  encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.chief:
+            with open(os.path.join(self.directory, "eval_history.jsonl"), "a",
+                      encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
         logging.info("step %d: test top-1 %.4f (checkpoint %s)", step,
                      record["test"]["top1"], path)
         return record
@@ -120,7 +135,8 @@ class Loop:
             lambda ctx: self.input.dataset(ctx, start_step=start))
         iterator = iter(dataset)
         train_step = self._train_fn()
-        bar = keras.utils.Progbar(total, verbose=1 if verbose else 0)
+        bar = keras.utils.Progbar(total,
+                                  verbose=1 if verbose and self.chief else 0)
         bar.update(start)
         t0, last = time.time(), start
         for step in range(start + 1, total + 1):
@@ -138,6 +154,8 @@ class Loop:
             self._check_nonfinite(step)
             if step % p.save_every == 0 or step == total:
                 self._save_and_eval(step)
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
         return {k: v for k, v in self.history[-1].items()
                 if k in ("test", "val")}
 
