@@ -289,6 +289,7 @@ def _check_flagfiles(argv):
 
 def main(argv):
     from mpl_tf.training.loop import NonFiniteError  # pylint: disable=import-outside-toplevel
+    from mpl_tf.training.preemption import Preempted  # pylint: disable=import-outside-toplevel
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -300,6 +301,9 @@ def main(argv):
     except NonFiniteError as err:
         print(f"mpl_tf: stopped: {err}", file=sys.stderr)
         sys.exit(3)
+    except Preempted as err:
+        print(f"mpl_tf: preempted: {err}", file=sys.stderr)
+        sys.exit(143)
 
 
 def run_cli():

@@ -22,6 +22,7 @@ import tensorflow as tf
 from mpl_tf import distribute
 from mpl_tf.evaluate import evaluate
 from mpl_tf.training import checkpoint as ckpt_lib
+from mpl_tf.training.preemption import Preempted, PreemptionWatcher
 
 
 class NonFiniteError(RuntimeError):
@@ -138,6 +139,15 @@ class Loop:
         bar = keras.utils.Progbar(total,
                                   verbose=1 if verbose and self.chief else 0)
         bar.update(start)
+        with PreemptionWatcher(self.strategy) as preemption:
+            self._train(train_step, iterator, bar, start, total, preemption)
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        return {k: v for k, v in self.history[-1].items()
+                if k in ("test", "val")}
+
+    def _train(self, train_step, iterator, bar, start, total, preemption):
+        p = self.params
         t0, last = time.time(), start
         for step in range(start + 1, total + 1):
             metrics = train_step(iterator)
@@ -152,12 +162,15 @@ class Loop:
                          if k.startswith("cross_entropy/")]
                 bar.update(step, values=shown)
             self._check_nonfinite(step)
-            if step % p.save_every == 0 or step == total:
+            saved = step % p.save_every == 0 or step == total
+            if saved:
                 self._save_and_eval(step)
-        if not self.chief:
-            shutil.rmtree(self.manager.directory, ignore_errors=True)
-        return {k: v for k, v in self.history[-1].items()
-                if k in ("test", "val")}
+            if preemption.requested() and step < total:
+                path = (self.manager.latest_checkpoint if saved else
+                        self.manager.save(checkpoint_number=step))
+                raise Preempted(
+                    f"SIGTERM: saved {path} at step {step}; rerun the same "
+                    "command to resume from it")
 
     def _check_nonfinite(self, step):
         limit = self.params.max_nonfinite_steps
