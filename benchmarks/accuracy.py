@@ -1,0 +1,147 @@
+"""Test accuracy of supervised, UDA and MPL variants on the bundled digits.
+
+    python benchmarks/accuracy.py                       # all methods, 3 seeds
+    python benchmarks/accuracy.py --methods=mpl_taylor,mpl_exact_soft
+    python benchmarks/accuracy.py --quick               # smoke test (CI)
+
+Every method trains with the same step budget (--steps) from the project's
+flagfiles (flags/digits_50*.cfg), one subprocess per (method, seed), into
+<out>/<method>/seed<k>. Reported: mean +- std (over seeds) of the final test
+top-1 of the deployed network (the EMA student for MPL); the curves of test
+accuracy against steps come from each run's eval_history.jsonl. Writes
+<out>/accuracy.md and, if matplotlib is installed, <out>/accuracy.png.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# method -> (flagfile, extra flags). {n} = number of labels.
+METHODS = {
+    "supervised": ("digits_50.cfg", ["--dataset_name=digits_{n}"]),
+    "uda": ("digits_50_uda.cfg", ["--dataset_name=digits_{n}_uda"]),
+    "mpl_taylor": ("digits_50_mpl.cfg", ["--dataset_name=digits_{n}_mpl"]),
+    "mpl_exact_soft": ("digits_50_mpl.cfg", [
+        "--dataset_name=digits_{n}_mpl", "--mpl_feedback=exact",
+        "--mpl_label=soft"]),
+    "mpl_exact_sample": ("digits_50_mpl.cfg", [
+        "--dataset_name=digits_{n}_mpl", "--mpl_feedback=exact",
+        "--mpl_label=sample"]),
+    "mpl_finetune": ("digits_50_mpl.cfg", [
+        "--dataset_name=digits_{n}_mpl", "--finetune_steps={finetune}"]),
+    "supervised_all_labels": ("digits_50.cfg",
+                              ["--dataset_name=digits_1197"]),
+}
+DEFAULT_METHODS = ("supervised,uda,mpl_taylor,mpl_exact_soft,mpl_finetune,"
+                   "supervised_all_labels")
+QUICK_FLAGS = ["--model_type=cnn-tiny", "--image_size=12",
+               "--train_batch_size=8", "--uda_data=2",
+               "--mpl_student_lr_wait_steps=0", "--eval_batch_size=600"]
+
+
+def run_one(method, seed, args):
+    flagfile, extra = METHODS[method]
+    out = os.path.join(args.out, method, f"seed{seed}")
+    cmd = [sys.executable, "-m", "mpl_tf.main",
+           f"--flagfile={os.path.join(REPO, 'flags', flagfile)}",
+           *[e.format(n=args.labels, finetune=args.finetune_steps)
+             for e in extra],
+           f"--seed={seed}", f"--output_dir={out}", "--reset_output_dir",
+           f"--num_train_steps={args.steps}",
+           f"--save_every={max(1, args.steps // args.evals)}",
+           f"--log_every={max(1, args.steps // args.evals)}"]
+    if args.quick:
+        cmd += QUICK_FLAGS
+    t0 = time.time()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{method} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    with open(os.path.join(out, "eval_history.jsonl"), encoding="utf-8") as f:
+        curve = [(r["step"], r["test"]["top1"]) for r in map(json.loads, f)]
+    final = curve[-1][1]
+    ft_history = os.path.join(out, "finetune", "eval_history.jsonl")
+    if os.path.exists(ft_history):  # MPL + finetune: the finetuned student
+        with open(ft_history, encoding="utf-8") as f:
+            final = [json.loads(l) for l in f][-1]["test"]["top1"]
+    return {"curve": curve, "final": final, "seconds": time.time() - t0}
+
+
+def table(results, args):
+    lines = [f"digits, {args.labels} labels, {args.steps} steps, seeds "
+             f"{args.seeds}; test top-1 (%) of the deployed network", "",
+             "| method | mean | std | per seed | minutes per run |",
+             "|---|---|---|---|---|"]
+    for method, runs in results.items():
+        finals = [100 * r["final"] for r in runs]
+        std = statistics.stdev(finals) if len(finals) > 1 else 0.0
+        minutes = statistics.mean(r["seconds"] for r in runs) / 60
+        lines.append(f"| {method} | {statistics.mean(finals):.2f} | "
+                     f"{std:.2f} | {', '.join(f'{x:.2f}' for x in finals)} | "
+                     f"{minutes:.1f} |")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    try:
+        import matplotlib  # pylint: disable=import-outside-toplevel
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, runs in results.items():
+        steps = [s for s, _ in runs[0]["curve"]]
+        mean = [100 * statistics.mean(r["curve"][i][1] for r in runs)
+                for i in range(len(steps))]
+        ax.plot(steps, mean, marker="o", label=method)
+    ax.set_xlabel("step")
+    ax.set_ylabel("test top-1 (%), mean over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--labels", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--evals", type=int, default=4,
+                        help="evaluations per run (points on the curve)")
+    parser.add_argument("--finetune_steps", type=int, default=500)
+    parser.add_argument("--out", default=os.path.join(REPO, "runs", "accuracy"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.methods, args.seeds, args.steps = "supervised,mpl_taylor", "0", 4
+        args.evals, args.finetune_steps = 2, 2
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results = {}
+    for method in args.methods.split(","):
+        results[method] = [run_one(method, s, args) for s in seeds]
+        print(f"{method}: {[round(100 * r['final'], 2) for r in results[method]]}",
+              flush=True)
+    text = table(results, args)
+    print("\n" + text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "accuracy.md"), "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    with open(os.path.join(args.out, "accuracy.json"), "w",
+              encoding="utf-8") as f:
+        json.dump(results, f)
+    png = plot(results, os.path.join(args.out, "accuracy.png"))
+    print(f"\nwrote {args.out}/accuracy.md" + (f" and {png}" if png else ""))
+
+
+if __name__ == "__main__":
+    main()
