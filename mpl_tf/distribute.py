@@ -1,5 +1,6 @@
 """Choose the tf.distribute strategy from --strategy / --use_tpu / --master."""
 
+import glob
 import json
 import os
 
@@ -31,20 +32,31 @@ def _tpu_strategy(master):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ConfigError(
             f"--strategy=tpu/--use_tpu: no TPU reachable at "
-            f"--master={master or 'local'!r} ({err}); on a CPU or GPU "
-            "machine drop --use_tpu or use --strategy=auto") from err
+            f"--master={master or 'local'!r} ({reason[:200]}); on a CPU or "
+            "GPU machine drop --use_tpu or use --strategy=auto") from err
     return tf.distribute.TPUStrategy(resolver)
 
 
+def tpu_present():
+    """A cheap look for a TPU: Colab's or a Cloud TPU VM's markers."""
+    return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")
+                or glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"))
+
+
 def resolve_name(params):
-    """Which strategy `auto` means on this machine."""
+    """Which strategy `auto` means on this machine: a TPU if one is there,
+    else all local GPUs if more than one, else the default strategy (one
+    CPU or GPU), or mirrored CPU replicas with --num_cpu_replicas > 1."""
     name = params.strategy
     if params.use_tpu:
         return "tpu"
     if name != "auto":
         return name
+    if tpu_present():
+        return "tpu"
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return "mirrored"
     if params.num_cpu_replicas > 1:

@@ -1,0 +1,90 @@
+"""Strategy resolution, batch math, and a step with no host-side Python."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from mpl_tf import distribute, params
+from mpl_tf.errors import ConfigError
+from mpl_tf.models import registry
+from mpl_tf.training.base import StepConfig
+from mpl_tf.training.mpl import MPLModel
+from mpl_tf.training.optimizer import make_optimizer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _p(**kw):
+    return params.defaults(dataset_name="digits_50_mpl", output_dir="/tmp/x",
+                           **kw)
+
+
+def test_resolution(monkeypatch):
+    monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.setattr(distribute.glob, "glob", lambda pattern: [])
+    assert distribute.resolve_name(_p()) == "default"  # CPU-only machine
+    assert distribute.resolve_name(_p(num_cpu_replicas=2)) == "mirrored"
+    assert distribute.resolve_name(_p(use_tpu=True)) == "tpu"
+    assert distribute.resolve_name(_p(strategy="multi_worker")) == "multi_worker"
+    monkeypatch.setenv("COLAB_TPU_ADDR", "10.0.0.2:8470")
+    assert distribute.resolve_name(_p()) == "tpu"
+    assert distribute.resolve_name(_p(strategy="default")) == "default"
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="TF_CONFIG"):
+        distribute.make_strategy(_p(strategy="multi_worker"))
+
+
+class _Replicas:
+    num_replicas_in_sync = 4
+
+
+def test_batch_math():
+    distribute.check_batch_sizes(_p(train_batch_size=128,
+                                    eval_batch_size=64), _Replicas())
+    with pytest.raises(ConfigError, match="--train_batch_size=6 is not "
+                       "divisible by the 4 replicas"):
+        distribute.check_batch_sizes(_p(train_batch_size=6), _Replicas())
+
+
+def test_mpl_step_graph_has_no_host_python():
+    """TPUs run the step as one XLA program: no py_function in it."""
+    mcfg = registry.ModelConfig("cnn-tiny", 10, 12)
+    for feedback, label in (("taylor", "hard"), ("taylor", "sample"),
+                            ("exact", "soft")):
+        model = MPLModel(StepConfig(global_batch=4, uda_data=2,
+                                    mpl_feedback=feedback, mpl_label=label,
+                                    ema_decay=0.9, weight_decay=1e-4),
+                         registry.build(mcfg, "t"), registry.build(mcfg, "s"),
+                         make_optimizer(0.1, "momentum", "to"),
+                         make_optimizer(0.1, "momentum", "so"),
+                         ema_network=registry.build(mcfg, "e"))
+        model.build_optimizers()
+        img = lambda n: tf.TensorSpec([n, 12, 12, 3], tf.float32)
+        spec = {"l_images": img(4), "l_labels": tf.TensorSpec([4], tf.int32),
+                "u_weak": img(8), "u_strong": img(8)}
+        graph = tf.function(model.train_step).get_concrete_function(spec).graph
+        ops = {op.type for op in graph.get_operations()}
+        for fn in graph._functions.values():  # pylint: disable=protected-access
+            ops |= {n.op for n in fn.definition.node_def}
+        assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}, ops
+
+
+def test_two_cpu_replicas_train_from_the_cli(tmp_path):
+    out = tmp_path / "mirrored"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpl_tf.main", "--dataset_name=digits_30_mpl",
+         "--model_type=cnn-tiny", "--image_size=12", "--train_batch_size=8",
+         "--uda_data=2", "--eval_batch_size=200", "--num_train_steps=4",
+         "--save_every=2", "--log_every=2", "--strategy=mirrored",
+         "--num_cpu_replicas=2", f"--output_dir={out}"],
+        capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "final: test top-1" in proc.stdout
+    assert (out / "export" / "saved_model").is_dir()
