@@ -20,6 +20,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["mpl_tf", "mpl_tf.*"]),
     python_requires=">=3.10",
     install_requires=_requirements(),
-    extras_require={"test": ["pytest>=7", "pytest-timeout>=2"]},
+    extras_require={"test": ["pytest>=7", "pytest-timeout>=2",
+                             # tests/test_notebook.py runs the Colab notebook
+                             "nbclient>=0.7", "nbformat>=5.7",
+                             "ipykernel>=6"]},
     entry_points={"console_scripts": ["mpl_tf=mpl_tf.main:run_cli"]},
 )
