@@ -47,6 +47,10 @@ flags.DEFINE_boolean(
     "use_bfloat16", False,
     "Compute in bfloat16 (Keras 'mixed_bfloat16' policy); logits and losses "
     "stay float32.")
+flags.DEFINE_boolean(
+    "jit_compile", False,
+    "Compile the train step with XLA (tf.function(jit_compile=True)). For "
+    "the default strategy; TPUs compile anyway.")
 flags.DEFINE_enum(
     "strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
     "tf.distribute strategy. auto: TPU if --use_tpu, all local GPUs if more "

@@ -77,10 +77,13 @@ class Loop:
 
     def _train_fn(self):
         model, strategy = self.model, self.strategy
+        # XLA compiles the replica step; the iterator's get_next stays out.
+        step = (tf.function(model.train_step, jit_compile=True)
+                if self.params.jit_compile else model.train_step)
 
         @tf.function
         def train_step(iterator):
-            return strategy.run(model.train_step, args=(next(iterator),))
+            return strategy.run(step, args=(next(iterator),))
         return train_step
 
     def evaluate(self, split_name="test"):
