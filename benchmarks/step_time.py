@@ -50,7 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--mu", type=int, default=7)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--modes", default="supervised,uda,taylor,exact")
+    p.add_argument("--modes", default="supervised,uda,taylor,exact",
+                   help="comma list; add _bf16 to a mode (e.g. taylor_bf16) "
+                        "to time it under mixed_bfloat16 in the same process")
     p.add_argument("--exact_label", default="soft")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile")
     p.add_argument("--bf16", action="store_true", help="mixed_bfloat16")
@@ -80,8 +82,11 @@ def build_mode(mode, args, source):
     """(trainer model, step function, fixed batch) for one mode."""
     import keras  # pylint: disable=import-outside-toplevel
 
-    if args.bf16:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    # "<mode>_bf16" builds that mode under mixed_bfloat16 beside float32 ones.
+    bf16 = args.bf16 or mode.endswith("_bf16")
+    mode = mode.removesuffix("_bf16")
+    keras.mixed_precision.set_global_policy(
+        "mixed_bfloat16" if bf16 else "float32")
     exact = mode == "exact"
     p = params_lib.defaults(
         dataset_name="digits_50" + {"supervised": "", "uda": "_uda"}.get(
@@ -186,8 +191,8 @@ def main(argv=None):
     fwd = forward_flops(next(iter(built.values()))[0].deployed, args.image_size)
     peak_flops = machine_flops()
     b, mu = args.batch, args.mu
-    teacher_images = {"supervised": b, "uda": b * (1 + 2 * mu),
-                      "taylor": b * (1 + 2 * mu), "exact": b * (1 + 2 * mu)}
+    teacher_images = {m: b if m.startswith("supervised") else b * (1 + 2 * mu)
+                      for m in modes}
     taylor_flops = 3 * fwd * (b * (1 + 2 * mu) + b * (1 + mu)) + fwd * b
     med = {m: statistics.median(t) for m, t in times.items()}
     print(f"\n{args.model_type} {args.image_size}x{args.image_size}, B={b}, "
