@@ -23,6 +23,8 @@ setuptools.setup(
     extras_require={"test": ["pytest>=7", "pytest-timeout>=2",
                              # tests/test_notebook.py runs the Colab notebook
                              "nbclient>=0.7", "nbformat>=5.7",
-                             "ipykernel>=6"]},
+                             "ipykernel>=6"],
+                    # benchmarks/accuracy.py draws its plot with it
+                    "bench": ["matplotlib>=3.7"]},
     entry_points={"console_scripts": ["mpl_tf=mpl_tf.main:run_cli"]},
 )
