@@ -76,30 +76,29 @@ def test_mpl_step_graph_has_no_host_python():
         assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}, ops
 
 
-def test_two_cpu_replicas_train_from_the_cli(tmp_path):
-    out = tmp_path / "mirrored"
+def _tiny_cli(out, *flags):
+    """A tiny digits MPL run on the command line; returns the process."""
     proc = subprocess.run(
         [sys.executable, "-m", "mpl_tf.main", "--dataset_name=digits_30_mpl",
          "--model_type=cnn-tiny", "--image_size=12", "--train_batch_size=8",
-         "--uda_data=2", "--eval_batch_size=200", "--num_train_steps=4",
-         "--save_every=2", "--log_every=2", "--strategy=mirrored",
-         "--num_cpu_replicas=2", f"--output_dir={out}"],
+         "--uda_data=2", "--eval_batch_size=200", "--log_every=1",
+         "--mpl_student_lr_wait_steps=0", f"--output_dir={out}", *flags],
         capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_two_cpu_replicas_train_from_the_cli(tmp_path):
+    out = tmp_path / "mirrored"
+    proc = _tiny_cli(out, "--num_train_steps=4", "--save_every=2",
+                     "--strategy=mirrored", "--num_cpu_replicas=2")
     assert "final: test top-1" in proc.stdout
     assert (out / "export" / "saved_model").is_dir()
 
 
 def test_bfloat16_run_trains_and_exports_float32_outputs(tmp_path):
     out = tmp_path / "bf16"
-    proc = subprocess.run(
-        [sys.executable, "-m", "mpl_tf.main", "--dataset_name=digits_30_mpl",
-         "--model_type=cnn-tiny", "--image_size=12", "--train_batch_size=8",
-         "--uda_data=2", "--eval_batch_size=200", "--num_train_steps=3",
-         "--save_every=3", "--log_every=1", "--use_bfloat16",
-         "--mpl_student_lr_wait_steps=0", f"--output_dir={out}"],
-        capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _tiny_cli(out, "--num_train_steps=3", "--save_every=3", "--use_bfloat16")
     served = tf.saved_model.load(str(out / "export" / "saved_model"))
     probs = served.signatures["serving_default"](
         images=tf.zeros([2, 12, 12, 3], tf.uint8))["probabilities"]
