@@ -246,7 +246,9 @@ flags.DEFINE_string("export_dir", None,
 # Flags that decide the shapes of the weights or which images are labeled: an
 # existing output_dir trained with other values cannot be resumed.
 RUN_DEFINING_FLAGS = ("dataset_name", "model_type", "image_size",
-                      "num_classes", "seed")
+                      "num_classes", "seed",
+                      # issue 4: they change which images are labeled/used
+                      "num_val", "labeled_in_unlabeled", "svhn_use_extra")
 
 
 def names():

@@ -190,8 +190,8 @@ def _export(run, loop):
 
     target = _export_dir(run.params)
     if not loop.chief:  # every worker saves; only the chief's copy stays
-        scratch = distribute_scratch(run, target)
-        export.export(loop.model.eval_network, scratch)
+        scratch = distribute_scratch(run)
+        export.export(loop.model.eval_network, os.path.join(scratch, "export"))
         shutil.rmtree(scratch, ignore_errors=True)
         return target
     path = export.export(loop.model.eval_network, target)
@@ -199,10 +199,11 @@ def _export(run, loop):
     return path
 
 
-def distribute_scratch(run, target):
+def distribute_scratch(run):
+    """A non-chief worker's own directory, outside what the chief rewrites."""
     from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
 
-    return distribute.worker_scratch_dir(target, run.strategy)
+    return distribute.worker_scratch_dir(run.params.output_dir, run.strategy)
 
 
 def train(run):

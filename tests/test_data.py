@@ -34,8 +34,16 @@ def test_digits_splits_are_disjoint_and_test_is_fixed():
     idx1, idx2 = s1.split_indices, s2.split_indices
     assert idx1["test"] == idx2["test"] and len(idx1["test"]) == 600
     assert idx1["labeled"] != idx2["labeled"]
-    all1 = idx1["labeled"] + idx1["unlabeled"] + idx1["test"]
-    assert sorted(all1) == list(range(1797))
+    # Default (--labeled_in_unlabeled, as the reference): the unlabeled pool
+    # is all 1,197 non-test images, the labeled ones included.
+    assert set(idx1["labeled"]) <= set(idx1["unlabeled"])
+    assert sorted(idx1["unlabeled"] + idx1["test"]) == list(range(1797))
+    # --nolabeled_in_unlabeled: labeled + unlabeled + test partition them.
+    s3 = digits.load(50, seed=1, labeled_in_unlabeled=False)
+    idx3 = s3.split_indices
+    assert idx3["labeled"] == idx1["labeled"]
+    all3 = idx3["labeled"] + idx3["unlabeled"] + idx3["test"]
+    assert sorted(all3) == list(range(1797))
     assert np.bincount(s1.labeled.labels).tolist() == [5] * 10
     assert s1.unlabeled.labels is None
     assert s1.labeled.images.shape[1:] == (16, 16, 3)

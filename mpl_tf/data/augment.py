@@ -16,8 +16,18 @@ import tensorflow as tf
 
 from mpl_tf.data import randaugment
 
-# The reference's magnitude runs 0..30 (its `augment_magnitude` flag, e.g. 16
-# for CIFAR); keras-cv's RandAugment takes 0..1. We divide by this.
+# How --augment_magnitude M maps onto our RandAugment engines (our choice;
+# not an op-by-op match with the reference):
+# - The reference (G's augment.py) scales every op by M / 10 (its _MAX_LEVEL
+#   is 10), so its CIFAR M = 16 is 1.6x its nominal maximum: rotations up to
+#   48 degrees, shear 0.48, enhance factors up to 2.98. Each op fires with a
+#   per-image probability drawn from [0.2, 0.8].
+# - Both engines take a magnitude in [0, 1], 1 = the strongest op:
+#   randaugment.py uses it as is; keras-cv's RandAugment uses it as the mean
+#   of N(m, 0.15) clipped to [0, 1], always fires, and lacks rotate, invert,
+#   posterize and cutout.
+# We divide M by 30, the top of the RandAugment paper's magnitude scale:
+# M = 16 -> 0.53, M = 17 (ImageNet) -> 0.57; anything >= 30 -> 1.
 REFERENCE_MAX_MAGNITUDE = 30.0
 
 

@@ -2,8 +2,10 @@
 
 1,797 images. A fixed, class-balanced test split of 600 images (60 per class,
 chosen once with a seed that `--seed` does not touch) is never trained on.
-From the other 1,197, `--seed` picks a class-balanced labeled split of N; the
-rest are unlabeled (their labels are dropped).
+From the other 1,197, `--seed` sets aside `num_val` class-balanced validation
+images, then picks a class-balanced labeled split of N from the rest. The
+unlabeled pool is the rest of the 1,197 (labels dropped), with the labeled
+images in it too unless `labeled_in_unlabeled` is false.
 
 The 0..16 grey levels are scaled to 0..255, the images resized (bilinear) to
 `image_size` (16 by default) and repeated to three channels, which keras-cv's
@@ -35,14 +37,16 @@ def _images(image_size):
     return rgb, data.target.astype(np.int32)
 
 
-def load(num_labeled, seed, image_size=DEFAULT_IMAGE_SIZE):
+def load(num_labeled, seed, image_size=DEFAULT_IMAGE_SIZE, num_val=0,
+         labeled_in_unlabeled=True):
     images, labels = _images(image_size)
     test_idx = splits.class_balanced_indices(labels, TEST_SIZE,
                                              _TEST_SPLIT_SEED)
     pool = splits.complement(test_idx, len(labels))
-    chosen = splits.class_balanced_indices(labels[pool], num_labeled, seed)
-    labeled_idx = pool[chosen]
-    unlabeled_idx = pool[splits.complement(chosen, len(pool))]
+    parts = splits.partition(labels[pool], num_labeled, num_val, seed,
+                             labeled_in_unlabeled)
+    labeled_idx, unlabeled_idx, val_idx = (
+        pool[parts[k]] for k in ("labeled", "unlabeled", "val"))
     train_pixels = images[pool].astype(np.float64)
     mean = tuple(float(m) for m in train_pixels.mean(axis=(0, 1, 2)))
     std = tuple(float(s) for s in train_pixels.std(axis=(0, 1, 2)))
@@ -56,10 +60,12 @@ def load(num_labeled, seed, image_size=DEFAULT_IMAGE_SIZE):
         labeled=Split(images[labeled_idx], labels[labeled_idx]),
         unlabeled=Split(images[unlabeled_idx]),
         test=Split(images[test_idx], labels[test_idx]),
+        val=Split(images[val_idx], labels[val_idx]) if num_val else None,
         hflip=False,
         fill=0.0,
         cutout_fraction=0.25,
         split_indices={"labeled": labeled_idx.tolist(),
                        "unlabeled": unlabeled_idx.tolist(),
+                       "val": val_idx.tolist(),
                        "test": test_idx.tolist()},
     )

@@ -16,21 +16,49 @@ def _image_size(params, default):
     return params.image_size if explicitly_set(params, "image_size") else default
 
 
+# Flags that only mean something for some sources: giving them to another
+# is a mistake worth stopping for.
+_SOURCE_ONLY_FLAGS = {
+    "svhn_use_extra": ("svhn",),
+    "train_dir": ("image_folder",),
+    "unlabeled_dir": ("image_folder",),
+    "eval_dir": ("image_folder",),
+    "skip_bad_images": ("image_folder",),
+}
+
+
+def _check_source_flags(params, source):
+    for flag, sources in _SOURCE_ONLY_FLAGS.items():
+        if explicitly_set(params, flag) and getattr(params, flag) and \
+                source not in sources:
+            raise ConfigError(
+                f"--{flag} applies only to {' / '.join(sources)} datasets, "
+                f"not to --dataset_name={params.dataset_name}; drop it")
+
+
 def load_source(params):
     """Load the data named by --dataset_name; check flags against it."""
     name = names.parse(params.dataset_name)
+    _check_source_flags(params, name.source)
+    # pylint: disable=import-outside-toplevel  (each source's imports are slow)
     if name.source == "digits":
-        from mpl_tf.data import digits  # pylint: disable=import-outside-toplevel
+        from mpl_tf.data import digits
 
         size = _image_size(params, digits.DEFAULT_IMAGE_SIZE)
         if size < 8:
             raise ConfigError(
                 f"--image_size={size}: digits need at least 8 pixels")
-        source = digits.load(name.num_labeled, params.seed, size)
+        source = digits.load(name.num_labeled, params.seed, size,
+                             num_val=params.num_val,
+                             labeled_in_unlabeled=params.labeled_in_unlabeled)
+    elif name.source == "image_folder":
+        from mpl_tf.data import folder
+
+        source = folder.load(name, params)
     else:
-        raise ConfigError(
-            f"--dataset_name={params.dataset_name!r}: the {name.source} "
-            "loader is not available in this version; use digits_<N>[_mpl]")
+        from mpl_tf.data import tfds_source
+
+        source = tfds_source.load(name, params)
     check_against_source(params, source)
     return source
 
@@ -51,8 +79,12 @@ def check_against_source(params, source):
 
 
 def augment_config(params, source):
+    """Reference: pad image_size/8 (4 at 32), cutout image_size/2 (16 at 32),
+    fill 128. Inception-cropped sources are flipped only, not padded."""
     size = source.image_size
-    return AugmentConfig(image_size=size, pad=max(1, size // 8),
+    pad = 0 if source.crop == "inception" else max(1, size // 8)
+    return AugmentConfig(image_size=size, pad=pad,
                          hflip=source.hflip, fill=source.fill,
                          cutout=int(round(size * source.cutout_fraction)),
-                         magnitude=params.augment_magnitude)
+                         magnitude=params.augment_magnitude,
+                         randaugment=params.randaugment)

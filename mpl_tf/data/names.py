@@ -3,6 +3,9 @@
 The reference encodes the training mode in the name's suffix: `_mpl` trains a
 teacher and a student, `_uda` the teacher alone, and no suffix is supervised
 training on the labeled split only.
+
+`image_folder[_<N>][_uda|_mpl]` reads --train_dir / --unlabeled_dir /
+--eval_dir; without N every image of --train_dir is labeled.
 """
 
 import dataclasses
@@ -15,22 +18,33 @@ _SUFFIX = {None: "supervised", "uda": "uda", "mpl": "mpl"}
 _PATTERN = re.compile(
     r"^(?P<source>digits|cifar10|cifar100|svhn|imagenet)"
     r"_(?P<labels>\d+|10_percent)(?:_(?P<mode>mpl|uda))?$")
+_FOLDER_PATTERN = re.compile(
+    r"^image_folder(?:_(?P<labels>\d+))?(?:_(?P<mode>mpl|uda))?$")
 
 VALID_FORMS = ("digits_<N>[_uda|_mpl]", "cifar10_<N>[_uda|_mpl]",
                "cifar100_<N>[_uda|_mpl]", "svhn_<N>[_uda|_mpl]",
-               "imagenet_10_percent[_uda|_mpl]")
+               "imagenet_10_percent[_uda|_mpl]", "imagenet_<N>[_uda|_mpl]",
+               "image_folder[_<N>][_uda|_mpl]")
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetName:
-    source: str        # "digits", "cifar10", ...
-    num_labeled: int | None  # None: a fraction, see `labeled_fraction`
+    source: str        # "digits", "cifar10", ..., "image_folder"
+    num_labeled: int | None  # None: a fraction (`labeled_fraction`) or all
     mode: str          # one of MODES
     labeled_fraction: float | None = None
 
 
 def parse(name):
     """`digits_50_mpl` -> DatasetName("digits", 50, "mpl")."""
+    folder = _FOLDER_PATTERN.match(name or "")
+    if folder:
+        num = int(folder["labels"]) if folder["labels"] else None
+        if num == 0:
+            raise ConfigError(
+                f"--dataset_name={name!r}: the number of labeled images must "
+                "be positive (or leave it out to label all of --train_dir)")
+        return DatasetName("image_folder", num, _SUFFIX[folder["mode"]])
     match = _PATTERN.match(name or "")
     if not match:
         raise ConfigError(

@@ -8,12 +8,17 @@ ops aside).
 
 Element i of an input pipeline's dataset feeds replica i mod (local
 replicas) at step start_step + i div (local replicas): that is the order in
-which `distribute_datasets_from_function` hands elements to replicas.
+which `distribute_datasets_from_function` hands elements to replicas. Each
+element is one replica's batch: global batch / replicas in sync.
+
+Sources too big for memory (a `StreamedSplit`) go through `streaming.py`
+instead, which yields the same elements with a weaker order guarantee.
 """
 
 import tensorflow as tf
 
 from mpl_tf.data import augment
+from mpl_tf.data.source import StreamedSplit
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -41,11 +46,12 @@ class TrainInput:
 
     Elements are dicts: `l_images` [b,H,W,C] float32 0..255, `l_labels` [b]
     int32; for uda/mpl also `u_weak` and `u_strong` [mu*b,H,W,C], where b is
-    the per-replica batch.
+    the per-replica batch. `deterministic` fixes the element order of
+    streamed sources (for tests; slower); in-memory ones are always ordered.
     """
 
     def __init__(self, source, aug_cfg, mode, global_batch, uda_data, seed,
-                 labeled_view="weak"):
+                 labeled_view="weak", deterministic=False):
         self.source = source
         self.aug_cfg = aug_cfg
         self.mode = mode
@@ -53,8 +59,12 @@ class TrainInput:
         self.uda_data = uda_data
         self.seed = seed
         self.labeled_view = labeled_view
+        self.deterministic = deterministic
 
     def dataset(self, input_context=None, start_step=0):
+        if self.source.streamed:
+            from mpl_tf.data import streaming  # pylint: disable=import-outside-toplevel
+            return streaming.train_dataset(self, input_context, start_step)
         pipeline_id, num_pipelines, replicas = _pipeline_layout(input_context)
         local = replicas // num_pipelines
         per_replica = self.global_batch // replicas
@@ -104,13 +114,17 @@ class TrainInput:
 def eval_dataset(split, batch_size, input_context=None):
     """(images float32 0..255, labels) batches of a split, in order.
 
-    With several input pipelines each reads its own shard.
+    With several input pipelines each reads its own shard. A streamed split
+    is decoded with its eval crop (ImageNet: the centre 224/256).
     """
     pipeline_id, num_pipelines, replicas = _pipeline_layout(input_context)
     per_replica = max(1, batch_size // replicas)
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
-    if num_pipelines > 1:
-        ds = ds.shard(num_pipelines, pipeline_id)
+    if isinstance(split, StreamedSplit):
+        ds = split.read(input_context, training=False)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+        if num_pipelines > 1:
+            ds = ds.shard(num_pipelines, pipeline_id)
     ds = ds.batch(per_replica)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)),
                 num_parallel_calls=AUTOTUNE)

@@ -49,3 +49,38 @@ def complement(indices, size):
     mask = np.ones(size, dtype=bool)
     mask[np.asarray(indices, dtype=np.int64)] = False
     return np.flatnonzero(mask)
+
+
+# The validation split is drawn from its own stream of --seed, so the labeled
+# choice keeps using the plain seed (digits_<N> with num_val=0 is unchanged).
+_VAL_STREAM = 1
+
+
+def partition(labels, num_labeled, num_val, seed, labeled_in_unlabeled,
+              what="--dataset_name"):
+    """Split a training pool into val, labeled and unlabeled positions.
+
+    `labels` are the pool's labels. First `num_val` class-balanced images
+    are set aside for validation (never trained on, not even unlabeled);
+    then `num_labeled` class-balanced images of the rest are labeled
+    (`None`: all of the rest). The unlabeled pool is the rest, with or
+    without the labeled images (`labeled_in_unlabeled`). With num_val=0 the
+    labeled choice is exactly `class_balanced_indices(labels, n, seed)`.
+    Returns sorted int64 positions into `labels`: {labeled, unlabeled, val}.
+    """
+    labels = np.asarray(labels)
+    size = len(labels)
+    val = (class_balanced_indices(labels, num_val, [seed, _VAL_STREAM],
+                                  what="--num_val")
+           if num_val else np.zeros([0], np.int64))
+    rest = complement(val, size)
+    if num_labeled is None:
+        labeled = rest
+    else:
+        labeled = rest[class_balanced_indices(labels[rest], num_labeled, seed,
+                                              what=what)]
+    unlabeled = rest if labeled_in_unlabeled else \
+        complement(np.concatenate([val, labeled]), size)
+    return {"labeled": labeled.astype(np.int64),
+            "unlabeled": unlabeled.astype(np.int64),
+            "val": np.asarray(val, np.int64)}

@@ -49,10 +49,12 @@ class Loop:
         self.load_checkpoint = load_checkpoint
         self.chief = distribute.is_chief(strategy)
         save_dir = self.directory
+        self.scratch_dir = None
         if not self.chief:
             # Saving is collective: other workers save too, to scratch, and
             # restore from the chief's checkpoints.
-            save_dir = distribute.worker_scratch_dir(self.directory, strategy)
+            save_dir = self.scratch_dir = distribute.worker_scratch_dir(
+                self.directory, strategy)
             self.load_checkpoint = load_checkpoint or os.path.join(
                 self.directory, ckpt_lib.CKPT_SUBDIR)
         self.manager = ckpt_lib.make_manager(
@@ -144,8 +146,8 @@ class Loop:
         bar.update(start)
         with PreemptionWatcher(self.strategy) as preemption:
             self._train(train_step, iterator, bar, start, total, preemption)
-        if not self.chief:
-            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        if self.scratch_dir:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
         return {k: v for k, v in self.history[-1].items()
                 if k in ("test", "val")}
 

@@ -48,7 +48,7 @@ class PreemptionWatcher:
         @tf.function
         def any_worker(flag):
             per_replica = strategy.run(lambda: tf.identity(flag))
-            return strategy.reduce(tf.distribute.ReduceOp.MAX, per_replica,
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
                                    axis=None)
         return any_worker
 
@@ -57,4 +57,4 @@ class PreemptionWatcher:
         if self._reduce is None:
             return self._requested
         flag = tf.constant(1 if self._requested else 0, tf.int32)
-        return bool(self._reduce(flag).numpy())
+        return bool(self._reduce(flag).numpy() > 0)

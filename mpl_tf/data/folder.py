@@ -1,0 +1,182 @@
+"""Your own images: `--dataset_name=image_folder[_<N>][_uda|_mpl]`.
+
+--train_dir   one subfolder per class (its name is the class; classes are
+              numbered in sorted order); images at any depth below it.
+--unlabeled_dir  images at any depth; labels unused (uda/mpl modes only).
+--eval_dir    the test split, subfolders named like --train_dir's classes.
+
+Files with another extension are ignored. Every image is decoded (JPEG,
+PNG, BMP, GIF: first frame) to RGB and resized (bilinear, antialiased) to
+--image_size x --image_size, without keeping the aspect ratio. A file that
+cannot be decoded stops the run with the list of such files, unless
+--skip_bad_images, which skips them and logs how many.
+
+Files are listed in sorted order of their path below the folder, so
+`split_indices` (positions in `train_files`) pick the same images on any
+machine. Everything is held in memory and used by the in-memory pipeline.
+"""
+
+import os
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from mpl_tf.data import splits
+from mpl_tf.data.source import Source, Split, channel_stats
+from mpl_tf.errors import ConfigError
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# The in-memory pipeline makes graph constants of the training images;
+# TensorFlow refuses graphs over 2 GB.
+MAX_TRAIN_BYTES = 1_500_000_000
+_MAX_LISTED = 20
+
+
+def _check_dir(path, flag):
+    if not path:
+        raise ConfigError(f"--{flag} is required with image_folder datasets; "
+                          "give a directory of images")
+    if not os.path.isdir(path):
+        raise ConfigError(f"--{flag}={path} is not a directory; give a "
+                          "directory of images")
+
+
+def image_files(root):
+    """Paths of the image files below `root`, sorted by relative path."""
+    found = []
+    for folder, _, files in os.walk(root, followlinks=True):
+        found += [os.path.relpath(os.path.join(folder, f), root)
+                  for f in files if f.lower().endswith(EXTENSIONS)]
+    return sorted(found)
+
+
+def class_files(root, flag, classes=None):
+    """([relative paths], labels) of a folder with one subfolder per class.
+
+    `classes` (from --train_dir) fixes the numbering; without it the
+    subfolders define the classes.
+    """
+    _check_dir(root, flag)
+    names = sorted(d for d in os.listdir(root)
+                   if os.path.isdir(os.path.join(root, d)))
+    if not names:
+        raise ConfigError(f"--{flag}={root} has no class subfolders; put "
+                          "each class's images in a subfolder named after it")
+    if classes is not None:
+        unknown = sorted(set(names) - set(classes))
+        if unknown:
+            raise ConfigError(
+                f"--{flag}={root} has classes that --train_dir lacks: "
+                f"{', '.join(unknown)}; rename or remove those subfolders")
+    number = {c: i for i, c in enumerate(classes or names)}
+    paths, labels = [], []
+    for name in names:
+        files = image_files(os.path.join(root, name))
+        paths += [os.path.join(name, f) for f in files]
+        labels += [number[name]] * len(files)
+    if not paths:
+        raise ConfigError(f"--{flag}={root} holds no images "
+                          f"({', '.join(EXTENSIONS)})")
+    return paths, np.asarray(labels, np.int32), names
+
+
+def decode(root, paths, size):
+    """uint8 [n, size, size, 3] of the files that decode, and the bad paths.
+
+    Decoding runs in parallel in tf.data; a file whose decoding fails is
+    dropped by `ignore_errors`, and we find which by what is missing.
+    """
+    def load(i):
+        data = tf.io.read_file(tf.gather(full, i))
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = tf.image.resize(tf.cast(image, tf.float32), [size, size],
+                                antialias=True)
+        return i, tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+    full = tf.constant([os.path.join(root, p) for p in paths] or [""])
+    ds = tf.data.Dataset.range(len(paths)).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors().batch(512)
+    good, images = [], []
+    for idx, batch in ds.as_numpy_iterator():
+        good.append(idx)
+        images.append(batch)
+    good = np.concatenate(good) if good else np.zeros([0], np.int64)
+    images = (np.concatenate(images) if images
+              else np.zeros([0, size, size, 3], np.uint8))
+    bad = [os.path.join(root, paths[i])
+           for i in splits.complement(good, len(paths))]
+    return images, good, bad
+
+
+def _report_bad(bad, skip):
+    if not bad:
+        return
+    if skip:
+        logging.warning("--skip_bad_images: skipped %d files that cannot be "
+                        "decoded, e.g. %s", len(bad), bad[0])
+        return
+    shown = ", ".join(bad[:_MAX_LISTED])
+    more = f" and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
+    raise ConfigError(
+        f"{len(bad)} image files cannot be decoded: {shown}{more}; fix or "
+        "remove them, or pass --skip_bad_images to skip them")
+
+
+def load(name, params):
+    """The Source for `image_folder...` (name: names.DatasetName)."""
+    size = params.image_size
+    train_paths, train_labels, classes = class_files(params.train_dir,
+                                                     "train_dir")
+    eval_paths, eval_labels, _ = class_files(params.eval_dir, "eval_dir",
+                                             classes)
+    want_unlabeled = name.mode != "supervised" and params.unlabeled_dir
+    if want_unlabeled:
+        _check_dir(params.unlabeled_dir, "unlabeled_dir")
+        extra_paths = image_files(params.unlabeled_dir)
+    else:
+        extra_paths = []
+
+    train, good, bad = decode(params.train_dir, train_paths, size)
+    train_paths = [train_paths[i] for i in good]
+    train_labels = train_labels[good]
+    test, good, bad_eval = decode(params.eval_dir, eval_paths, size)
+    eval_labels = eval_labels[good]
+    extra, _, bad_extra = decode(params.unlabeled_dir or "", extra_paths, size)
+    bad_all = bad + bad_eval + bad_extra
+    _report_bad(bad_all, params.skip_bad_images)
+    if not len(train):
+        raise ConfigError(f"--train_dir={params.train_dir}: no image could "
+                          "be decoded; check the files")
+
+    parts = splits.partition(train_labels, name.num_labeled, params.num_val,
+                             params.seed, params.labeled_in_unlabeled)
+    lab, unl, val = (parts[k] for k in ("labeled", "unlabeled", "val"))
+    unlabeled = np.concatenate([train[unl], extra])
+    if not len(unlabeled) and name.mode != "supervised":
+        raise ConfigError(
+            f"--dataset_name={params.dataset_name} trains on unlabeled images "
+            "but there are none; give --unlabeled_dir or keep "
+            "--labeled_in_unlabeled")
+    if train[lab].nbytes + unlabeled.nbytes > MAX_TRAIN_BYTES:
+        raise ConfigError(
+            f"--image_size={size}: the training images take "
+            f"{(train[lab].nbytes + unlabeled.nbytes) / 1e9:.1f} GB, more "
+            "than the in-memory pipeline can hold (1.5 GB); use a smaller "
+            "--image_size or fewer images")
+    mean, std = channel_stats(train)
+    return Source(
+        name="image_folder", num_classes=len(classes), image_size=size,
+        channels=3, mean=mean, std=std,
+        labeled=Split(train[lab], train_labels[lab]),
+        unlabeled=Split(unlabeled),
+        test=Split(test, eval_labels),
+        val=Split(train[val], train_labels[val]) if len(val) else None,
+        hflip=True, fill=128.0, cutout_fraction=0.5,
+        split_indices={**{k: v.tolist() for k, v in parts.items()},
+                       "index_space": "positions in train_files",
+                       "train_files": train_paths, "classes": classes,
+                       "unlabeled_dir_images": len(extra),
+                       "skipped_bad_images": len(bad_all),
+                       "labeled_in_unlabeled": params.labeled_in_unlabeled})
