@@ -23,7 +23,7 @@ from mpl_tf.data.source import StreamedSplit
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _pipeline_layout(input_context):
+def pipeline_layout(input_context):
     """(pipeline id, number of pipelines, replicas in sync)."""
     if input_context is None:
         return 0, 1, 1
@@ -65,7 +65,7 @@ class TrainInput:
         if self.source.streamed:
             from mpl_tf.data import streaming  # pylint: disable=import-outside-toplevel
             return streaming.train_dataset(self, input_context, start_step)
-        pipeline_id, num_pipelines, replicas = _pipeline_layout(input_context)
+        pipeline_id, num_pipelines, replicas = pipeline_layout(input_context)
         local = replicas // num_pipelines
         per_replica = self.global_batch // replicas
         needs_strong = self.mode != "supervised" or self.labeled_view == "strong"
@@ -117,7 +117,7 @@ def eval_dataset(split, batch_size, input_context=None):
     With several input pipelines each reads its own shard. A streamed split
     is decoded with its eval crop (ImageNet: the centre 224/256).
     """
-    pipeline_id, num_pipelines, replicas = _pipeline_layout(input_context)
+    pipeline_id, num_pipelines, replicas = pipeline_layout(input_context)
     per_replica = max(1, batch_size // replicas)
     if isinstance(split, StreamedSplit):
         ds = split.read(input_context, training=False)

@@ -27,18 +27,11 @@ import numpy as np
 import tensorflow as tf
 
 from mpl_tf.data import augment
+from mpl_tf.data.pipeline import pipeline_layout
 from mpl_tf.data.source import StreamedSplit
 
 AUTOTUNE = tf.data.AUTOTUNE
 _MAX_MEMORY_SHUFFLE = 50_000
-
-
-def _layout(input_context):
-    if input_context is None:
-        return 0, 1, 1
-    return (input_context.input_pipeline_id,
-            input_context.num_input_pipelines,
-            input_context.num_replicas_in_sync)
 
 
 def stream_seed(seed, start_step, pipeline_id, which):
@@ -55,7 +48,7 @@ def _stream(split, input_context, seed):
     labels = (split.labels if split.labels is not None
               else np.full([len(split)], -1, np.int32))
     ds = tf.data.Dataset.from_tensor_slices((split.images, labels))
-    pipeline_id, num_pipelines, _ = _layout(input_context)
+    pipeline_id, num_pipelines, _ = pipeline_layout(input_context)
     if num_pipelines > 1:
         ds = ds.shard(num_pipelines, pipeline_id)
     return ds.shuffle(min(len(split), _MAX_MEMORY_SHUFFLE), seed=seed).repeat()
@@ -64,7 +57,7 @@ def _stream(split, input_context, seed):
 def train_dataset(train_input, input_context=None, start_step=0):
     """The per-replica training batches of a streamed source."""
     ti = train_input
-    pipeline_id, num_pipelines, replicas = _layout(input_context)
+    pipeline_id, num_pipelines, replicas = pipeline_layout(input_context)
     local = replicas // num_pipelines
     per_replica = ti.global_batch // replicas
     unlabeled = ti.mode != "supervised"
