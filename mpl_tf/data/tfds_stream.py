@@ -11,6 +11,7 @@ which shuffling and per-host sharding change.
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf.data.pipeline import pipeline_layout
 from mpl_tf.errors import ConfigError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -34,12 +35,6 @@ def global_index(tfds_id, offsets):
             + tf.strings.to_number(record, tf.int64))
 
 
-def _layout(input_context):
-    if input_context is None:
-        return 0, 1
-    return input_context.input_pipeline_id, input_context.num_input_pipelines
-
-
 def read_part(builder, split, keep, input_context=None, training=False,
               seed=0, decoders=None):
     """Examples of `split` (those with keep[index], if `keep` is given).
@@ -51,7 +46,7 @@ def read_part(builder, split, keep, input_context=None, training=False,
     """
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
-    pipeline_id, num_pipelines = _layout(input_context)
+    pipeline_id, num_pipelines, _ = pipeline_layout(input_context)
     offsets = shard_offsets(builder, split)
     by_file = num_pipelines > 1 and len(offsets) >= num_pipelines
     read_config = tfds.ReadConfig(
