@@ -1,17 +1,102 @@
 """Small building blocks shared by the networks."""
 
 import keras
+import tensorflow as tf
+
+_FUSED_DTYPES = ("float32", "bfloat16", "float16")
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class BatchNorm(keras.layers.BatchNormalization):
+    """Keras batch norm computed by TensorFlow's fused kernel.
+
+    Keras 3 builds batch norm out of `moments` and elementwise ops; the fused
+    op is one kernel each way (oneDNN on CPU), which makes a WRN-28-2 training
+    pass ~10 % faster (benchmarks/step_time.py). The semantics are Keras's: the
+    moving averages take the biased batch variance. Everything the fused op
+    cannot do (synchronized statistics, masks, renorm, float64, non-NHWC)
+    goes through the Keras implementation, as does `fused=False`.
+    """
+
+    def __init__(self, fused=True, **kwargs):
+        super().__init__(**kwargs)
+        self.fused = fused
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
+
+    def _fusable(self, inputs, mask):
+        return (self.fused and mask is None and not self.synchronized and not self.renorm
+                and self.center and self.scale and len(inputs.shape) == 4
+                and self.axis in (3, -1)
+                and keras.backend.standardize_dtype(inputs.dtype)
+                in _FUSED_DTYPES)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        gamma = tf.cast(self.gamma.value, tf.float32)
+        beta = tf.cast(self.beta.value, tf.float32)
+        moving_mean = tf.cast(self.moving_mean.value, tf.float32)
+        moving_var = tf.cast(self.moving_variance.value, tf.float32)
+        if not (training and self.trainable):
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=moving_mean, variance=moving_var,
+                epsilon=self.epsilon, is_training=False)
+            return tf.cast(outputs, self.compute_dtype)
+        outputs, mean, var = tf.compat.v1.nn.fused_batch_norm(
+            inputs, gamma, beta, epsilon=self.epsilon, is_training=True)
+        # The fused op returns the Bessel-corrected variance; Keras averages
+        # the biased one.
+        n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+        var = var * (n - 1.0) / n
+        m = self.momentum
+        self.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(moving_var * m + var * (1.0 - m))
+        return tf.cast(outputs, self.compute_dtype)
 
 
 def batch_norm(cfg, name):
-    return keras.layers.BatchNormalization(
+    return BatchNorm(
         momentum=cfg.batch_norm_decay, epsilon=cfg.batch_norm_epsilon,
         synchronized=cfg.sync_batch_norm, name=name)
 
 
+def _leaky_relu_from_output(x, slope):
+    """Leaky ReLU whose gradient is read off its output, not its input.
+
+    With a positive slope the output has the input's sign, so the backward
+    pass needs only the output, which the next convolution keeps anyway; the
+    input (a batch-norm output) can then be freed after the forward pass.
+    That is a third of a WRN block's saved activations.
+    """
+
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.nn.leaky_relu(x, alpha=slope)
+
+        def grad(dy):
+            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=y,
+                                            alpha=slope)
+
+        return y, grad
+
+    return forward(x)
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class LeakyReLU(keras.layers.LeakyReLU):
+    """Keras leaky ReLU that saves less memory for backprop (same values)."""
+
+    def call(self, inputs):
+        if self.negative_slope <= 0:
+            return super().call(inputs)
+        return _leaky_relu_from_output(inputs, self.negative_slope)
+
+
 def leaky_relu(name):
     # The reference uses leaky ReLU with slope 0.2 throughout its WRN.
-    return keras.layers.LeakyReLU(negative_slope=0.2, name=name)
+    return LeakyReLU(negative_slope=0.2, name=name)
 
 
 def conv(filters, kernel, stride, name):
