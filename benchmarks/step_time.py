@@ -27,16 +27,17 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from mpl_tf import flags as _flags  # noqa: E402,F401  (defines the flags)
 from mpl_tf import params as params_lib, task  # noqa: E402
 from mpl_tf.data.source import Source, Split  # noqa: E402
+from mpl_tf.models import layers  # noqa: E402
 
 MODES = {"supervised": "synthetic_{n}", "uda": "synthetic_{n}_uda",
          "taylor": "synthetic_{n}_mpl", "exact": "synthetic_{n}_mpl"}
@@ -52,11 +53,15 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--modes", default="supervised,uda,taylor,exact",
                    help="comma list; add _bf16 to a mode (e.g. taylor_bf16) "
-                        "to time it under mixed_bfloat16 in the same process")
+                        "to time it under mixed_bfloat16, _kerasbn for Keras's "
+                        "unfused batch norm, in the same process")
     p.add_argument("--exact_label", default="soft")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile")
     p.add_argument("--bf16", action="store_true", help="mixed_bfloat16")
     p.add_argument("--no-memory", dest="memory", action="store_false")
+    p.add_argument("--torch_python",
+                   help="a Python with PyTorch: also time the same MPL step "
+                        "in PyTorch (benchmarks/torch_step.py, WRN-28-k only)")
     p.add_argument("--quick", action="store_true",
                    help="tiny model and batch: a smoke test")
     p.add_argument("--child", help=argparse.SUPPRESS)  # run one mode, print RSS
@@ -82,9 +87,11 @@ def build_mode(mode, args, source):
     """(trainer model, step function, fixed batch) for one mode."""
     import keras  # pylint: disable=import-outside-toplevel
 
-    # "<mode>_bf16" builds that mode under mixed_bfloat16 beside float32 ones.
-    bf16 = args.bf16 or mode.endswith("_bf16")
-    mode = mode.removesuffix("_bf16")
+    # "<mode>_bf16" builds that mode under mixed_bfloat16 beside float32
+    # ones; "<mode>_kerasbn" with Keras's unfused batch norm (an ablation).
+    bf16 = args.bf16 or "_bf16" in mode
+    keras_bn = "_kerasbn" in mode
+    mode = mode.split("_")[0]
     keras.mixed_precision.set_global_policy(
         "mixed_bfloat16" if bf16 else "float32")
     exact = mode == "exact"
@@ -98,6 +105,10 @@ def build_mode(mode, args, source):
         label_smoothing=0.15, weight_decay=5e-4)
     strategy = tf.distribute.get_strategy()
     model = task.build_trainer(p, source, strategy)
+    for net in model.networks().values():
+        for layer in net.layers:
+            if isinstance(layer, layers.BatchNorm):
+                layer.fused = not keras_bn
     rng = np.random.default_rng(1)
     size, b, u = args.image_size, args.batch, args.batch * args.mu
     img = lambda n: tf.constant(rng.uniform(0, 255, (n, size, size, 3)), tf.float32)
@@ -175,6 +186,19 @@ def child_peak_rss(mode, argv):
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss"]
 
 
+def torch_row(args):
+    """Seconds per step and peak RSS of the PyTorch MPL step, in a child."""
+    if not args.model_type.startswith("wrn-28-"):
+        raise SystemExit("--torch_python needs a --model_type=wrn-28-k")
+    cmd = [args.torch_python, os.path.join(REPO, "benchmarks", "torch_step.py"),
+           f"--batch={args.batch}", f"--mu={args.mu}",
+           f"--image_size={args.image_size}",
+           f"--width={args.model_type.split('-')[-1]}",
+           f"--steps={args.steps}", f"--warmup={args.warmup}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -188,6 +212,11 @@ def main(argv=None):
     if args.memory:
         passthrough = [a for a in argv if not a.startswith("--modes")]
         peaks = {m: child_peak_rss(m, passthrough) for m in modes}
+    if args.torch_python:
+        row = torch_row(args)
+        name = f"taylor (PyTorch {row['torch']})"
+        times[name], peaks[name] = row["times"], row["peak_rss"]
+        modes.append(name)
     fwd = forward_flops(next(iter(built.values()))[0].deployed, args.image_size)
     peak_flops = machine_flops()
     b, mu = args.batch, args.mu
@@ -213,6 +242,14 @@ def main(argv=None):
               f"{taylor_flops / 1e9:.2f} GFLOP -> {achieved / 1e9:.1f} GFLOP/s "
               f"achieved; machine float32 matmul {peak_flops / 1e9:.1f} "
               f"GFLOP/s ({100 * achieved / peak_flops:.0f} % of it)")
+    torch_name = next((m for m in med if "PyTorch" in m), None)
+    if torch_name and "taylor" in med:
+        print(f"mpl_tf taylor / PyTorch taylor: step time "
+              f"{med['taylor'] / med[torch_name]:.2f}x, peak memory "
+              f"{peaks['taylor'] / peaks[torch_name]:.2f}x"
+              if "taylor" in peaks else
+              f"mpl_tf taylor / PyTorch taylor: step time "
+              f"{med['taylor'] / med[torch_name]:.2f}x")
     if "taylor" in med and "exact" in med:
         mem = (f", peak memory {peaks['exact'] / peaks['taylor']:.2f}x"
                if peaks else "")
