@@ -54,7 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--modes", default="supervised,uda,taylor,exact",
                    help="comma list; add _bf16 to a mode (e.g. taylor_bf16) "
                         "to time it under mixed_bfloat16, _kerasbn for Keras's "
-                        "unfused batch norm, in the same process")
+                        "unfused batch norm, _kerasact for Keras's leaky ReLU "
+                        "backward, in the same process")
     p.add_argument("--exact_label", default="soft")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile")
     p.add_argument("--bf16", action="store_true", help="mixed_bfloat16")
@@ -88,9 +89,10 @@ def build_mode(mode, args, source):
     import keras  # pylint: disable=import-outside-toplevel
 
     # "<mode>_bf16" builds that mode under mixed_bfloat16 beside float32
-    # ones; "<mode>_kerasbn" with Keras's unfused batch norm (an ablation).
+    # ones; "<mode>_kerasbn" with Keras's unfused batch norm and
+    # "<mode>_kerasact" with Keras's leaky ReLU backward (ablations).
     bf16 = args.bf16 or "_bf16" in mode
-    keras_bn = "_kerasbn" in mode
+    keras_bn, keras_act = "_kerasbn" in mode, "_kerasact" in mode
     mode = mode.split("_")[0]
     keras.mixed_precision.set_global_policy(
         "mixed_bfloat16" if bf16 else "float32")
@@ -109,6 +111,8 @@ def build_mode(mode, args, source):
         for layer in net.layers:
             if isinstance(layer, layers.BatchNorm):
                 layer.fused = not keras_bn
+            if isinstance(layer, layers.LeakyReLU):
+                layer.from_output = not keras_act
     rng = np.random.default_rng(1)
     size, b, u = args.image_size, args.batch, args.batch * args.mu
     img = lambda n: tf.constant(rng.uniform(0, 255, (n, size, size, 3)), tf.float32)

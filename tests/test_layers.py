@@ -49,10 +49,13 @@ def test_fused_batch_norm_matches_keras_values_stats_and_gradients():
         assert not np.allclose(va.numpy(), v0)
 
 
-def test_fused_batch_norm_config_round_trip():
+def test_layer_configs_round_trip():
     layer = layers.BatchNorm(fused=False, momentum=0.5)
     clone = layers.BatchNorm.from_config(layer.get_config())
     assert clone.fused is False and clone.momentum == 0.5
+    act = layers.LeakyReLU(from_output=False, negative_slope=0.3)
+    clone = layers.LeakyReLU.from_config(act.get_config())
+    assert clone.from_output is False and clone.negative_slope == 0.3
 
 
 def test_leaky_relu_matches_keras_to_second_order():

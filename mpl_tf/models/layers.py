@@ -86,10 +86,20 @@ def _leaky_relu_from_output(x, slope):
 
 @keras.saving.register_keras_serializable(package="mpl_tf")
 class LeakyReLU(keras.layers.LeakyReLU):
-    """Keras leaky ReLU that saves less memory for backprop (same values)."""
+    """Keras leaky ReLU that saves less memory for backprop (same values).
+
+    `from_output=False` is Keras's own backward (kept for comparisons).
+    """
+
+    def __init__(self, from_output=True, **kwargs):
+        super().__init__(**kwargs)
+        self.from_output = from_output
+
+    def get_config(self):
+        return {**super().get_config(), "from_output": self.from_output}
 
     def call(self, inputs):
-        if self.negative_slope <= 0:
+        if self.negative_slope <= 0 or not self.from_output:
             return super().call(inputs)
         return _leaky_relu_from_output(inputs, self.negative_slope)
 
