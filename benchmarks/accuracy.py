@@ -13,6 +13,7 @@ accuracy against steps come from each run's eval_history.jsonl. Writes
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import statistics
@@ -58,6 +59,7 @@ def run_one(method, seed, args):
            f"--log_every={max(1, args.steps // args.evals)}"]
     if args.quick:
         cmd += QUICK_FLAGS
+    cmd += args.flag
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                           check=False)
@@ -74,8 +76,9 @@ def run_one(method, seed, args):
 
 
 def table(results, args):
+    extra = f", flags {' '.join(args.flag)}" if args.flag else ""
     lines = [f"digits, {args.labels} labels, {args.steps} steps, seeds "
-             f"{args.seeds}; test top-1 (%) of the deployed network", "",
+             f"{args.seeds}{extra}; test top-1 (%) of the deployed network", "",
              "| method | mean | std | per seed | minutes per run |",
              "|---|---|---|---|---|"]
     for method, runs in results.items():
@@ -115,22 +118,33 @@ def main():
     parser.add_argument("--methods", default=DEFAULT_METHODS)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--labels", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--evals", type=int, default=4,
                         help="evaluations per run (points on the curve)")
     parser.add_argument("--finetune_steps", type=int, default=500)
     parser.add_argument("--out", default=os.path.join(REPO, "runs", "accuracy"))
+    parser.add_argument("--flag", action="append", default=[],
+                        help="an extra mpl_tf flag for every run, e.g. "
+                             "--flag=--mpl_student_lr_wait_steps=100; repeat")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once (minutes per run then include the "
+                             "sharing of the CPU)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.methods, args.seeds, args.steps = "supervised,mpl_taylor", "0", 4
         args.evals, args.finetune_steps = 2, 2
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = {}
-    for method in args.methods.split(","):
-        results[method] = [run_one(method, s, args) for s in seeds]
-        print(f"{method}: {[round(100 * r['final'], 2) for r in results[method]]}",
-              flush=True)
+    methods = args.methods.split(",")
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = {m: [pool.submit(run_one, m, s, args) for s in seeds]
+                   for m in methods}
+        results = {}
+        for method in methods:
+            results[method] = [f.result() for f in futures[method]]
+            print(f"{method}: "
+                  f"{[round(100 * r['final'], 2) for r in results[method]]}",
+                  flush=True)
     text = table(results, args)
     print("\n" + text)
     os.makedirs(args.out, exist_ok=True)
