@@ -55,7 +55,8 @@ def parse_args(argv=None):
                    help="comma list; add _bf16 to a mode (e.g. taylor_bf16) "
                         "to time it under mixed_bfloat16, _kerasbn for Keras's "
                         "unfused batch norm, _kerasact for Keras's leaky ReLU "
-                        "backward, in the same process")
+                        "backward, _lowmem for --mpl_low_memory, in the same "
+                        "process")
     p.add_argument("--exact_label", default="soft")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile")
     p.add_argument("--bf16", action="store_true", help="mixed_bfloat16")
@@ -93,6 +94,7 @@ def build_mode(mode, args, source):
     # "<mode>_kerasact" with Keras's leaky ReLU backward (ablations).
     bf16 = args.bf16 or "_bf16" in mode
     keras_bn, keras_act = "_kerasbn" in mode, "_kerasact" in mode
+    low_memory = "_lowmem" in mode  # --mpl_low_memory (Taylor only)
     mode = mode.split("_")[0]
     keras.mixed_precision.set_global_policy(
         "mixed_bfloat16" if bf16 else "float32")
@@ -104,6 +106,7 @@ def build_mode(mode, args, source):
         train_batch_size=args.batch, uda_data=args.mu,
         mpl_student_lr_wait_steps=0, mpl_feedback="exact" if exact else "taylor",
         mpl_label=args.exact_label if exact else "hard", ema_decay=0.995,
+        mpl_low_memory=low_memory,
         label_smoothing=0.15, weight_decay=5e-4)
     strategy = tf.distribute.get_strategy()
     model = task.build_trainer(p, source, strategy)

@@ -222,6 +222,13 @@ flags.DEFINE_string(
     "Pseudo labels from the teacher's strong view: hard (argmax), sample (a "
     "draw from its distribution), soft (the distribution itself; needs "
     "--mpl_feedback=exact).")
+flags.DEFINE_bool(
+    "mpl_low_memory", False,
+    "Taylor feedback only: run the teacher's forward pass twice, once "
+    "without a tape to label the student's batch and once with it after the "
+    "student's update, so the two networks' activations are never held at "
+    "the same time. Peak memory of a UDA step for ~20 %% more compute; the "
+    "same numbers as the default step.")
 flags.DEFINE_float("mpl_baseline_decay", 0.99,
                    "Decay of the moving baseline subtracted from the "
                    "feedback (ours; the reference hard-codes 0.99).")

@@ -96,6 +96,10 @@ def validate(params):
         raise ConfigError(
             "--mpl_label=soft needs --mpl_feedback=exact: the Taylor feedback "
             "scores one discrete label; use hard or sample with taylor")
+    if params.mpl_low_memory and params.mpl_feedback != "taylor":
+        raise ConfigError(
+            "--mpl_low_memory works with --mpl_feedback=taylor only: the exact "
+            "meta-gradient differentiates through the teacher's forward pass")
     for name in ("train_batch_size", "eval_batch_size", "num_train_steps",
                  "save_every", "log_every", "uda_data", "keep_checkpoint_max",
                  "num_cpu_replicas"):

@@ -26,7 +26,8 @@ def step_config(params):
         uda_weight=params.uda_weight, uda_steps=params.uda_steps,
         ema_decay=params.ema_decay,
         mpl_label=params.mpl_label, mpl_feedback=params.mpl_feedback,
-        mpl_baseline_decay=params.mpl_baseline_decay, seed=params.seed)
+        mpl_baseline_decay=params.mpl_baseline_decay,
+        mpl_low_memory=params.mpl_low_memory, seed=params.seed)
 
 
 def sync_batch_norm(params, num_replicas):

@@ -32,6 +32,7 @@ class StepConfig:
     mpl_label: str = "hard"
     mpl_feedback: str = "taylor"
     mpl_baseline_decay: float = 0.99
+    mpl_low_memory: bool = False
     seed: int = 0
 
     def get_config(self):

@@ -22,7 +22,8 @@ import tensorflow as tf
 from mpl_tf import losses
 from mpl_tf.training import meta_gradient
 from mpl_tf.training.base import TrainerModel, all_reduce_sum
-from mpl_tf.training.uda import teacher_losses
+from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
+from mpl_tf.training.uda import teacher_images, teacher_losses
 
 PSEUDO_LABEL_MODES = ("hard", "sample")
 
@@ -96,15 +97,47 @@ class MPLModel(TrainerModel):
     def _taylor_step(self, batch):
         cfg = self.cfg
         step = self.global_step
+        seed = self._sample_seed(step)
+        if cfg.mpl_low_memory:
+            # Label with a tape-free functional pass (its batch-norm and
+            # dropout-seed updates dropped), so the teacher's activations are
+            # not held while the student trains; the taped pass after the
+            # student's update sees the same weights, batch, batch statistics
+            # and dropout seed, so it gives the same logits and labels.
+            logits, _ = self.teacher.stateless_call(
+                [v.value for v in self.teacher.trainable_variables],
+                [v.value for v in self.teacher.non_trainable_variables],
+                teacher_images(batch), training=True)
+            z_s = logits[-tf.shape(batch["u_strong"])[0]:]
+            labels = pseudo_labels(z_s, cfg.mpl_label, seed)
+            student = self._student_update(batch, labels, step)
+            with tf.GradientTape() as t_tape:
+                t = teacher_losses(self.teacher, batch, cfg, step)
+                t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
+        else:
+            with tf.GradientTape() as t_tape:
+                t = teacher_losses(self.teacher, batch, cfg, step)
+                labels = pseudo_labels(t["z_s"], cfg.mpl_label, seed)
+                # CE(y^, z_s) over the global unlabeled batch; h~ scales it.
+                t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
+            student = self._student_update(batch, labels, step)
+        s_loss, ce_new, feedback, baseline, advantage, s_lr, s_norm = student
+
+        t_lr = self.teacher_optimizer.learning_rate
+        t_grads = t_tape.gradient(
+            [t["total"], t_mpl], self.teacher.trainable_variables,
+            output_gradients=[tf.ones([]), advantage])
+        t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
+                                      t_grads)
+        self.count_nonfinite(t_norm, s_norm)
+        return self._step_metrics(t, s_loss, ce_new, feedback, baseline, s_lr,
+                                  t_lr, t_norm, s_norm)
+
+    def _student_update(self, batch, labels, step):
+        """Student step on the pseudo labels, then the feedback h."""
+        cfg = self.cfg
         x_l, y_l, x_s = batch["l_images"], batch["l_labels"], batch["u_strong"]
-
-        with tf.GradientTape() as t_tape:
-            t = teacher_losses(self.teacher, batch, cfg, step)
-            labels = pseudo_labels(t["z_s"], cfg.mpl_label, self._sample_seed(step))
-            # CE(y^, z_s) over the global unlabeled batch; h~ scales it below.
-            t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
-        global_b, global_u = t["global_b"], t["global_u"]
-
+        global_b, global_u = uda_batch_sizes(batch)
         with tf.GradientTape() as s_tape:
             s_logits = self.student(tf.concat([x_s, x_l], axis=0),
                                     training=True)
@@ -127,16 +160,7 @@ class MPLModel(TrainerModel):
             x_l, training=True)
         ce_new, feedback, baseline, advantage = self._feedback(
             ce_old, losses.labeled_ce(y_l, new_logits, global_b))
-
-        t_lr = self.teacher_optimizer.learning_rate
-        t_grads = t_tape.gradient(
-            [t["total"], t_mpl], self.teacher.trainable_variables,
-            output_gradients=[tf.ones([]), advantage])
-        t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
-                                      t_grads)
-        self.count_nonfinite(t_norm, s_norm)
-        return self._step_metrics(t, s_loss, ce_new, feedback, baseline, s_lr,
-                             t_lr, t_norm, s_norm)
+        return s_loss, ce_new, feedback, baseline, advantage, s_lr, s_norm
 
     def _exact_step(self, batch):
         """Teacher gradient through the student's virtual update.

@@ -16,6 +16,12 @@ def batch_sizes(batch):
             tf.cast(tf.shape(batch["u_weak"])[0] * n, tf.float32))
 
 
+def teacher_images(batch):
+    """The teacher's one batch: labeled, weak and strong views, in order."""
+    return tf.concat([batch["l_images"], batch["u_weak"], batch["u_strong"]],
+                     axis=0)
+
+
 def teacher_losses(teacher, batch, cfg, step):
     """One teacher forward on [x_l, x_w, x_s]; returns a dict of tensors.
 
@@ -23,10 +29,9 @@ def teacher_losses(teacher, batch, cfg, step):
     strong-view logits; `kept` the number of unlabeled images over the
     confidence threshold on this replica.
     """
-    x_l, x_w, x_s = batch["l_images"], batch["u_weak"], batch["u_strong"]
     global_b, global_u = batch_sizes(batch)
-    logits = teacher(tf.concat([x_l, x_w, x_s], axis=0), training=True)
-    b, u = tf.shape(x_l)[0], tf.shape(x_w)[0]
+    logits = teacher(teacher_images(batch), training=True)
+    b, u = tf.shape(batch["l_images"])[0], tf.shape(batch["u_weak"])[0]
     z_l, z_w, z_s = tf.split(logits, [b, u, u], axis=0)
     sup = losses.labeled_ce(batch["l_labels"], z_l, global_b,
                             cfg.label_smoothing)

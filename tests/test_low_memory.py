@@ -1,0 +1,61 @@
+"""--mpl_low_memory computes the same Taylor step as the default one."""
+
+import keras
+import numpy as np
+import pytest
+
+from mpl_tf import params as params_lib
+from mpl_tf.errors import ConfigError
+from mpl_tf.models import registry
+from mpl_tf.training.base import StepConfig
+from mpl_tf.training.mpl import MPLModel
+from mpl_tf.training.optimizer import make_optimizer
+
+
+def _trainer(low_memory, label):
+    # Heavy dropout: a labeling pass with another dropout mask than the
+    # taped pass would give other pseudo labels and another student.
+    cfg = registry.ModelConfig("cnn-tiny", 10, 12, dense_dropout_rate=0.7)
+    keras.utils.set_random_seed(3)
+    teacher, student = registry.build(cfg, "teacher"), registry.build(cfg, "student")
+    step = StepConfig(global_batch=4, uda_data=3, label_smoothing=0.1,
+                      weight_decay=1e-3, uda_weight=2.0, uda_threshold=0.0,
+                      ema_decay=0.9, mpl_label=label,
+                      mpl_low_memory=low_memory, seed=5)
+    trainer = MPLModel(step, teacher, student,
+                       make_optimizer(0.3, "momentum", "t"),
+                       make_optimizer(0.3, "momentum", "s"))
+    trainer.build_optimizers()
+    return trainer
+
+
+def _state(trainer):
+    return [v.numpy() for net in (trainer.teacher, trainer.student)
+            for v in net.trainable_variables + net.non_trainable_variables
+            ] + [trainer.baseline.numpy()]
+
+
+@pytest.mark.parametrize("label", ["hard", "sample"])
+def test_low_memory_step_equals_the_default_step(label):
+    rng = np.random.default_rng(0)
+    img = lambda n: rng.uniform(0, 255, (n, 12, 12, 3)).astype(np.float32)
+    batches = [{"l_images": img(4), "l_labels": rng.integers(0, 10, 4, np.int32),
+                "u_weak": img(12), "u_strong": img(12)} for _ in range(3)]
+    default, low = _trainer(False, label), _trainer(True, label)
+    start = _state(default)
+    for batch in batches:
+        metrics = [t.train_step(batch) for t in (default, low)]
+        for key in ("mpl/dot_product", "cross_entropy/student_on_u"):
+            np.testing.assert_allclose(float(metrics[0][key]),
+                                       float(metrics[1][key]), rtol=1e-5)
+    for a, b, s in zip(_state(default), _state(low), start):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert any(not np.allclose(a, s) for a, s in zip(_state(low), start))
+
+
+def test_low_memory_needs_the_taylor_feedback():
+    p = params_lib.defaults(dataset_name="digits_50_mpl", output_dir="/tmp/x",
+                            mpl_low_memory=True, mpl_feedback="exact",
+                            mpl_label="soft")
+    with pytest.raises(ConfigError, match="--mpl_low_memory"):
+        params_lib.validate(p)
