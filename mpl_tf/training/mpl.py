@@ -111,6 +111,10 @@ class MPLModel(TrainerModel):
             z_s = logits[-tf.shape(batch["u_strong"])[0]:]
             labels = pseudo_labels(z_s, cfg.mpl_label, seed)
             student = self._student_update(batch, labels, step)
+            # Graph execution follows data, not program order: without this
+            # the taped pass could run beside the student's step.
+            with tf.control_dependencies([student[4]]):
+                batch = {k: tf.identity(v) for k, v in batch.items()}
             with tf.GradientTape() as t_tape:
                 t = teacher_losses(self.teacher, batch, cfg, step)
                 t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
