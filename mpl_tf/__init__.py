@@ -4,7 +4,7 @@ import os
 
 # TensorFlow turns its oneDNN CPU kernels on by default only on some Intel
 # CPUs; elsewhere (this project's AMD EPYC CI machines) the Eigen kernels make
-# a WRN-28-2 training pass ~1.4x slower (benchmarks/step_time.py). The switch
+# the WRN-28-2 MPL step ~1.6x slower (benchmarks/step_time.py). The switch
 # is read when TensorFlow is imported, so it is set here, before that; an
 # explicit TF_ENABLE_ONEDNN_OPTS=0 in the environment still wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -26,8 +26,9 @@ class BatchNorm(keras.layers.BatchNormalization):
         return {**super().get_config(), "fused": self.fused}
 
     def _fusable(self, inputs, mask):
-        return (self.fused and mask is None and not self.synchronized and not self.renorm
-                and self.center and self.scale and len(inputs.shape) == 4
+        return (self.fused and mask is None and not self.synchronized
+                and not self.renorm and self.center and self.scale
+                and len(inputs.shape) == 4
                 and self.axis in (3, -1)
                 and keras.backend.standardize_dtype(inputs.dtype)
                 in _FUSED_DTYPES)

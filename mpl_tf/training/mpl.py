@@ -17,6 +17,8 @@
    the opposite sign.)
 """
 
+import collections
+
 import tensorflow as tf
 
 from mpl_tf import losses
@@ -26,6 +28,10 @@ from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
 from mpl_tf.training.uda import teacher_images, teacher_losses
 
 PSEUDO_LABEL_MODES = ("hard", "sample")
+
+# What the student's half of a Taylor step hands back to the teacher's half.
+StudentUpdate = collections.namedtuple(
+    "StudentUpdate", "loss ce_new feedback baseline advantage lr grad_norm")
 
 
 def pseudo_labels(z_s, mode, seed=None):
@@ -113,7 +119,7 @@ class MPLModel(TrainerModel):
             student = self._student_update(batch, labels, step)
             # Graph execution follows data, not program order: without this
             # the taped pass could run beside the student's step.
-            with tf.control_dependencies([student[4]]):
+            with tf.control_dependencies([student.advantage]):
                 batch = {k: tf.identity(v) for k, v in batch.items()}
             with tf.GradientTape() as t_tape:
                 t = teacher_losses(self.teacher, batch, cfg, step)
@@ -125,17 +131,17 @@ class MPLModel(TrainerModel):
                 # CE(y^, z_s) over the global unlabeled batch; h~ scales it.
                 t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
             student = self._student_update(batch, labels, step)
-        s_loss, ce_new, feedback, baseline, advantage, s_lr, s_norm = student
 
         t_lr = self.teacher_optimizer.learning_rate
         t_grads = t_tape.gradient(
             [t["total"], t_mpl], self.teacher.trainable_variables,
-            output_gradients=[tf.ones([]), advantage])
+            output_gradients=[tf.ones([]), student.advantage])
         t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
                                       t_grads)
-        self.count_nonfinite(t_norm, s_norm)
-        return self._step_metrics(t, s_loss, ce_new, feedback, baseline, s_lr,
-                                  t_lr, t_norm, s_norm)
+        self.count_nonfinite(t_norm, student.grad_norm)
+        return self._step_metrics(t, student.loss, student.ce_new,
+                                  student.feedback, student.baseline,
+                                  student.lr, t_lr, t_norm, student.grad_norm)
 
     def _student_update(self, batch, labels, step):
         """Student step on the pseudo labels, then the feedback h."""
@@ -164,7 +170,8 @@ class MPLModel(TrainerModel):
             x_l, training=True)
         ce_new, feedback, baseline, advantage = self._feedback(
             ce_old, losses.labeled_ce(y_l, new_logits, global_b))
-        return s_loss, ce_new, feedback, baseline, advantage, s_lr, s_norm
+        return StudentUpdate(s_loss, ce_new, feedback, baseline, advantage,
+                             s_lr, s_norm)
 
     def _exact_step(self, batch):
         """Teacher gradient through the student's virtual update.
