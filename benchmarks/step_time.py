@@ -251,12 +251,10 @@ def main(argv=None):
               f"GFLOP/s ({100 * achieved / peak_flops:.0f} % of it)")
     torch_name = next((m for m in med if "PyTorch" in m), None)
     if torch_name and "taylor" in med:
+        mem = (f", peak memory {peaks['taylor'] / peaks[torch_name]:.2f}x"
+               if "taylor" in peaks else "")
         print(f"mpl_tf taylor / PyTorch taylor: step time "
-              f"{med['taylor'] / med[torch_name]:.2f}x, peak memory "
-              f"{peaks['taylor'] / peaks[torch_name]:.2f}x"
-              if "taylor" in peaks else
-              f"mpl_tf taylor / PyTorch taylor: step time "
-              f"{med['taylor'] / med[torch_name]:.2f}x")
+              f"{med['taylor'] / med[torch_name]:.2f}x{mem}")
     if "taylor" in med and "exact" in med:
         mem = (f", peak memory {peaks['exact'] / peaks['taylor']:.2f}x"
                if peaks else "")

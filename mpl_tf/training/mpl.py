@@ -34,6 +34,16 @@ StudentUpdate = collections.namedtuple(
     "StudentUpdate", "loss ce_new feedback baseline advantage lr grad_norm")
 
 
+def call_discarding_state(network, images):
+    """`network(images, training=True)` at its current weights, with its
+    batch-norm and dropout-seed updates thrown away (`stateless_call`)."""
+    logits, _ = network.stateless_call(
+        [v.value for v in network.trainable_variables],
+        [v.value for v in network.non_trainable_variables],
+        images, training=True)
+    return logits
+
+
 def pseudo_labels(z_s, mode, seed=None):
     """Integer pseudo labels from the teacher's strong-view logits.
 
@@ -110,10 +120,8 @@ class MPLModel(TrainerModel):
             # not held while the student trains; the taped pass after the
             # student's update sees the same weights, batch, batch statistics
             # and dropout seed, so it gives the same logits and labels.
-            logits, _ = self.teacher.stateless_call(
-                [v.value for v in self.teacher.trainable_variables],
-                [v.value for v in self.teacher.non_trainable_variables],
-                teacher_images(batch), training=True)
+            logits = call_discarding_state(self.teacher,
+                                           teacher_images(batch))
             z_s = logits[-tf.shape(batch["u_strong"])[0]:]
             labels = pseudo_labels(z_s, cfg.mpl_label, seed)
             student = self._student_update(batch, labels, step)
@@ -164,10 +172,7 @@ class MPLModel(TrainerModel):
 
         # CE_new with the updated weights; its batch-norm statistics are
         # dropped so the moving averages see each image once per step.
-        new_logits, _ = self.student.stateless_call(
-            [v.value for v in self.student.trainable_variables],
-            [v.value for v in self.student.non_trainable_variables],
-            x_l, training=True)
+        new_logits = call_discarding_state(self.student, x_l)
         ce_new, feedback, baseline, advantage = self._feedback(
             ce_old, losses.labeled_ce(y_l, new_logits, global_b))
         return StudentUpdate(s_loss, ce_new, feedback, baseline, advantage,
