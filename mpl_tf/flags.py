@@ -229,6 +229,14 @@ flags.DEFINE_bool(
     "student's update, so the two networks' activations are never held at "
     "the same time. Peak memory of a UDA step for ~20 %% more compute; the "
     "same numbers as the default step.")
+flags.DEFINE_string(
+    "mpl_feedback_pairing", "paired",
+    "How the feedback h = CE_old - CE_new is measured. paired: both on the "
+    "labeled images alone, with the same batch-norm statistics and dropout "
+    "mask, before and after the student's update (h is 0 when the student "
+    "does not move; one more forward pass on the labeled batch). reference: "
+    "CE_old from the student's training pass on unlabeled + labeled images, "
+    "as the published code does (its h carries batch-norm and dropout noise).")
 flags.DEFINE_float("mpl_baseline_decay", 0.99,
                    "Decay of the moving baseline subtracted from the "
                    "feedback (ours; the reference hard-codes 0.99).")

@@ -14,6 +14,7 @@ LR_DECAY_TYPES = ("cosine", "exponential", "constant")
 OPTIM_TYPES = ("momentum", "sgd")
 MPL_FEEDBACKS = ("taylor", "exact")
 MPL_LABELS = ("hard", "sample", "soft")
+MPL_FEEDBACK_PAIRINGS = ("paired", "reference")
 
 
 class Params(types.SimpleNamespace):
@@ -92,6 +93,7 @@ def validate(params):
     _choice(params, "optim_type", OPTIM_TYPES)
     _choice(params, "mpl_feedback", MPL_FEEDBACKS)
     _choice(params, "mpl_label", MPL_LABELS)
+    _choice(params, "mpl_feedback_pairing", MPL_FEEDBACK_PAIRINGS)
     if params.mpl_label == "soft" and params.mpl_feedback != "exact":
         raise ConfigError(
             "--mpl_label=soft needs --mpl_feedback=exact: the Taylor feedback "

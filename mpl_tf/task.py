@@ -19,7 +19,6 @@ from mpl_tf.training.uda import UDAModel
 
 def step_config(params):
     return StepConfig(
-        global_batch=params.train_batch_size, uda_data=params.uda_data,
         label_smoothing=params.label_smoothing,
         weight_decay=params.weight_decay, grad_bound=params.grad_bound,
         uda_temp=params.uda_temp, uda_threshold=params.uda_threshold,
@@ -27,7 +26,8 @@ def step_config(params):
         ema_decay=params.ema_decay,
         mpl_label=params.mpl_label, mpl_feedback=params.mpl_feedback,
         mpl_baseline_decay=params.mpl_baseline_decay,
-        mpl_low_memory=params.mpl_low_memory, seed=params.seed)
+        mpl_low_memory=params.mpl_low_memory,
+        mpl_feedback_pairing=params.mpl_feedback_pairing, seed=params.seed)
 
 
 def sync_batch_norm(params, num_replicas):
@@ -111,8 +111,7 @@ def build_finetuner(params, source, strategy, start_network):
     """The finetune stage: a copy of `start_network` (the EMA student) trained
     on the labeled images alone with SGD Nesterov at a constant
     --finetune_lr and no weight decay (MPL_SPEC section 5)."""
-    cfg = StepConfig(global_batch=params.train_batch_size,
-                     label_smoothing=params.label_smoothing,
+    cfg = StepConfig(label_smoothing=params.label_smoothing,
                      weight_decay=0.0, grad_bound=params.grad_bound,
                      seed=params.seed)
     mcfg = model_config(params, source, strategy.num_replicas_in_sync)

@@ -42,7 +42,7 @@ def make_batch(step):
 def build(strategy, args, sync):
     mcfg = registry.ModelConfig("cnn-tiny", 10, SIZE, dense_dropout_rate=0.0,
                                 sync_batch_norm=sync)
-    cfg = StepConfig(global_batch=GLOBAL_B, uda_data=MU, label_smoothing=0.1,
+    cfg = StepConfig(label_smoothing=0.1,
                      weight_decay=5e-4, grad_bound=args.grad_bound,
                      uda_weight=1.0, uda_steps=1, uda_threshold=0.0,
                      mpl_feedback=args.feedback, mpl_label=args.label,

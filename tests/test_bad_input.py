@@ -119,7 +119,7 @@ def test_cli_refuses_other_settings_with_status_2(trained):
 
 def test_one_nan_step_updates_nothing_and_is_counted():
     net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    model = UDAModel(StepConfig(global_batch=2, uda_data=1, weight_decay=1e-3),
+    model = UDAModel(StepConfig(weight_decay=1e-3),
                      net, make_optimizer(0.1, "momentum", "opt"))
     model.build_optimizers()
     good = {"l_images": np.ones((2, 4), np.float32),

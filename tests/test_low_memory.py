@@ -18,7 +18,7 @@ def _trainer(low_memory, label):
     cfg = registry.ModelConfig("cnn-tiny", 10, 12, dense_dropout_rate=0.7)
     keras.utils.set_random_seed(3)
     teacher, student = registry.build(cfg, "teacher"), registry.build(cfg, "student")
-    step = StepConfig(global_batch=4, uda_data=3, label_smoothing=0.1,
+    step = StepConfig(label_smoothing=0.1,
                       weight_decay=1e-3, uda_weight=2.0, uda_threshold=0.0,
                       ema_decay=0.9, mpl_label=label,
                       mpl_low_memory=low_memory, seed=5)

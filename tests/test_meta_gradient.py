@@ -47,7 +47,7 @@ def _net(name, seed):
 def _setup(dtype="float64"):
     with floatx(dtype):
         teacher, student = _net("teacher", 1), _net("student", 2)
-    cfg = StepConfig(global_batch=3, uda_data=2, label_smoothing=0.1,
+    cfg = StepConfig(label_smoothing=0.1,
                      weight_decay=1e-2, mpl_label="soft",
                      mpl_feedback="exact")
     trainer = MPLModel(cfg, teacher, student, make_optimizer(0.1, "sgd", "t"),
@@ -138,8 +138,7 @@ def test_hard_labels_have_no_pathwise_meta_gradient():
 @pytest.mark.parametrize("label", ["soft", "hard", "sample"])
 def test_exact_train_step_updates_both_networks(label):
     trainer, batch = _setup("float32")
-    trainer.cfg = StepConfig(global_batch=3, uda_data=2,
-                             mpl_feedback="exact", mpl_label=label)
+    trainer.cfg = StepConfig(mpl_feedback="exact", mpl_label=label)
     trainer.build_optimizers()
     t_before = [v.numpy().copy() for v in trainer.teacher.trainable_variables]
     s_before = [v.numpy().copy() for v in trainer.student.trainable_variables]

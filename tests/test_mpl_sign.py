@@ -30,7 +30,7 @@ def _linear(name, bias):
 
 
 def _one_teacher_update(mode, teacher_bias, true_label, feedback="taylor"):
-    cfg = StepConfig(global_batch=1, uda_data=1, uda_weight=0.0,
+    cfg = StepConfig(uda_weight=0.0,
                      uda_threshold=1.0, mpl_feedback=feedback)
     teacher = _linear("teacher", teacher_bias)
     t_opt = make_optimizer(0.5, "sgd", "t")

@@ -58,8 +58,7 @@ def test_mpl_step_graph_has_no_host_python():
     mcfg = registry.ModelConfig("cnn-tiny", 10, 12)
     for feedback, label in (("taylor", "hard"), ("taylor", "sample"),
                             ("exact", "soft")):
-        model = MPLModel(StepConfig(global_batch=4, uda_data=2,
-                                    mpl_feedback=feedback, mpl_label=label,
+        model = MPLModel(StepConfig(mpl_feedback=feedback, mpl_label=label,
                                     ema_decay=0.9, weight_decay=1e-4),
                          registry.build(mcfg, "t"), registry.build(mcfg, "s"),
                          make_optimizer(0.1, "momentum", "to"),

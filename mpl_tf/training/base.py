@@ -2,9 +2,11 @@
 (all-reduce -> weight decay -> global-norm clip -> non-finite guard ->
 optimizer), EMA of the deployed network, and checkpointable state.
 
-Subclasses (supervised, UDA, MPL) implement `train_step(batch)`, which runs
-in a replica context (inside `strategy.run`) and returns GLOBAL metric values,
-identical on every replica.
+Subclasses (supervised, UDA, MPL) implement `compute_step(batch)`; the
+shared `train_step` wraps it so that a step whose losses, gradients or
+feedback are not finite changes no variable. It runs in a replica context
+(inside `strategy.run`) and returns GLOBAL metric values, identical on every
+replica.
 """
 
 import dataclasses
@@ -19,8 +21,6 @@ from mpl_tf.training import ema as ema_lib
 class StepConfig:
     """The hyper-parameters a train step reads (names as the flags)."""
 
-    global_batch: int
-    uda_data: int = 1
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     grad_bound: float = 1e9
@@ -33,10 +33,10 @@ class StepConfig:
     mpl_feedback: str = "taylor"
     mpl_baseline_decay: float = 0.99
     mpl_low_memory: bool = False
+    # "paired": CE_old and CE_new from the same images, batch-norm mode and
+    # dropout mask; "reference": CE_old from the student's training pass.
+    mpl_feedback_pairing: str = "paired"
     seed: int = 0
-
-    def get_config(self):
-        return dataclasses.asdict(self)
 
 
 def replica_count():
@@ -128,15 +128,13 @@ class TrainerModel(keras.Model):
                 for g, v in zip(grads, network.trainable_variables)]
 
     def clip_and_apply(self, optimizer, network, grads):
-        """Clip reduced gradients by global norm, guarded apply. -> norm."""
+        """Clip reduced gradients by global norm, then apply. -> norm.
+
+        A non-finite norm needs no guard here: `train_step` undoes the
+        whole step."""
         norm = tf.linalg.global_norm(grads)
-        finite = tf.math.is_finite(norm)
         grads, _ = tf.clip_by_global_norm(grads, self.cfg.grad_bound,
                                           use_norm=norm)
-        # A non-finite norm makes every gradient NaN, so GlobalSGD skips
-        # every variable and the step changes no weight.
-        poison = tf.where(finite, 0.0, float("nan"))
-        grads = [g + poison for g in grads]
         optimizer.apply(grads, network.trainable_variables)
         return norm
 
@@ -145,13 +143,44 @@ class TrainerModel(keras.Model):
         return self.clip_and_apply(optimizer, network,
                                    self.reduce_gradients(network, grads))
 
-    def count_nonfinite(self, *norms):
-        bad = tf.logical_not(tf.reduce_all(
-            [tf.math.is_finite(n) for n in norms]))
-        bad = tf.cast(bad, tf.int64)
+    def step_state(self):
+        """Every variable a step may write, but the step counters: network
+        weights (batch-norm statistics and dropout seeds included), the EMA
+        twin, optimizer slots."""
+        state = []
+        for net in self.networks().values():
+            state += net.variables
+        if self.ema_network is not None:
+            state += self.ema_network.variables
+        for opt, _ in self.optimizers():
+            state += [v for v in opt.variables if v is not opt.iterations]
+        return state
+
+    def train_step(self, batch):
+        """`compute_step`, undone when any of its checked values is not finite.
+
+        The undo is a select, not a branch: assignments to mirrored variables
+        synchronise replicas, which TensorFlow forbids inside `tf.cond`. A
+        skipped step still advances the step counter (so the schedules stay
+        aligned with the global step) and is counted.
+        """
+        state = self.step_state()
+        before = [tf.identity(v) for v in state]
+        metrics, checked = self.compute_step(batch)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(c))
+                                for c in checked])
+        for var, old in zip(state, before):
+            var.assign(tf.where(finite, var, old))
+        bad = tf.cast(tf.logical_not(finite), tf.int64)
         self.nonfinite_steps.assign_add(bad)
         self.nonfinite_in_a_row.assign(bad * (self.nonfinite_in_a_row + bad))
-        return bad
+        metrics["nonfinite/skipped_steps"] = tf.identity(self.nonfinite_steps)
+        return metrics
+
+    def compute_step(self, batch):
+        """One step's updates. -> (GLOBAL metrics, tensors that must all be
+        finite for the step to be kept)."""
+        raise NotImplementedError
 
     def update_ema(self, step):
         if self.ema_network is None:

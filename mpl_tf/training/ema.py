@@ -8,10 +8,10 @@ import tensorflow as tf
 
 
 def update(ema_model, model, decay):
-    decay = tf.cast(decay, tf.float32)
     for ema_w, w in zip(ema_model.weights, model.weights):
+        d = tf.cast(decay, ema_w.dtype)
         value = tf.cast(w.value, ema_w.dtype)
-        ema_w.assign(decay * ema_w.value + (1.0 - decay) * value)
+        ema_w.assign(d * ema_w.value + (1.0 - d) * value)
 
 
 def copy(ema_model, model):

@@ -15,7 +15,9 @@ Approximations that remain (also in the README):
   uses Nesterov momentum and gradient clipping.
 - Batch norm runs in training mode in both student calls (batch
   statistics); the moving averages are updated from the first call only.
-- Dropout draws fresh masks in each call.
+- Dropout draws a fresh mask in each call. The post-update call runs with
+  the state the first call left (`non_trainable`), so a pass at theta with
+  that state (the paired CE_old, mpl.py) draws the post-update call's mask.
 """
 
 import dataclasses

@@ -3,18 +3,25 @@
 1. Teacher forward on [x_l, x_w, x_s]: L_sup + lambda(t) * L_uda.
 2. Pseudo labels y^ from the teacher's strong-view logits z_s (argmax, or a
    sample with --mpl_label=sample).
-3. Student forward on [x_s, x_l]: L_S = CE_eps(y^, s_u); CE_old = CE(y_l, s_l).
-4. Student update with its own optimizer, then its EMA.
-5. Student forward on x_l with the new weights: CE_new. The forward runs
-   functionally (`stateless_call`) and its batch-norm statistics are thrown
-   away, so the moving averages see each image once per step.
-6. Feedback h = CE_old - CE_new (global), baseline b <- d*b + (1-d)*h,
-   h~ = h - b. Positive h~ means learning y^ lowered the student's labeled
-   loss.
-7. Teacher loss L_sup + lambda L_uda + h~ * CE(y^, z_s): gradient descent on
+3. Student forward on [x_s, x_l]: L_S = CE_eps(y^, s_u). Student update with
+   its own optimizer, then its EMA.
+4. The feedback h = CE_old - CE_new: the student's labeled loss on x_l before
+   and after its update. By default the two are measured as a pair: two
+   functional passes on x_l alone, one at the old weights and one at the new,
+   with the same batch-norm statistics (x_l's) and the same dropout mask, so
+   h is exactly 0 when the student does not move. (--mpl_feedback_pairing=
+   reference takes CE_old from the training pass of step 3, as the published
+   code does, which puts batch-norm and dropout noise into h.)
+5. h is summed over replicas, baseline b <- d*b + (1-d)*h, h~ = h - b.
+   Positive h~ means learning y^ lowered the student's labeled loss.
+6. Teacher loss L_sup + lambda L_uda + h~ * CE(y^, z_s): gradient descent on
    it makes a helpful label more likely. (The reference multiplies by
    CE(softmax(z), z) of the same logits, whose gradient is zero, and uses
    the opposite sign.)
+
+The functional passes (`stateless_call`) throw their batch-norm and
+dropout-seed updates away, so the moving averages see each image once per
+step.
 """
 
 import collections
@@ -25,21 +32,27 @@ from mpl_tf import losses
 from mpl_tf.training import meta_gradient
 from mpl_tf.training.base import TrainerModel, all_reduce_sum
 from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
-from mpl_tf.training.uda import teacher_images, teacher_losses
+from mpl_tf.training.uda import teacher_images, teacher_losses, uda_metrics
 
-PSEUDO_LABEL_MODES = ("hard", "sample")
+FEEDBACK_PAIRINGS = ("paired", "reference")
 
-# What the student's half of a Taylor step hands back to the teacher's half.
-StudentUpdate = collections.namedtuple(
-    "StudentUpdate", "loss ce_new feedback baseline advantage lr grad_norm")
+# The feedback of one step, all global: the student's labeled loss before
+# and after its update, h = before - after, the new baseline, h - baseline.
+Feedback = collections.namedtuple(
+    "Feedback", "ce_old ce_new value baseline advantage")
 
 
-def call_discarding_state(network, images):
+def call_discarding_state(network, images, non_trainable=None):
     """`network(images, training=True)` at its current weights, with its
-    batch-norm and dropout-seed updates thrown away (`stateless_call`)."""
+    batch-norm and dropout-seed updates thrown away (`stateless_call`).
+
+    `non_trainable`: values to run with instead of the network's current
+    ones (the same dropout seed state gives the same dropout mask).
+    """
+    if non_trainable is None:
+        non_trainable = [v.value for v in network.non_trainable_variables]
     logits, _ = network.stateless_call(
-        [v.value for v in network.trainable_variables],
-        [v.value for v in network.non_trainable_variables],
+        [v.value for v in network.trainable_variables], non_trainable,
         images, training=True)
     return logits
 
@@ -47,14 +60,21 @@ def call_discarding_state(network, images):
 def pseudo_labels(z_s, mode, seed=None):
     """Integer pseudo labels from the teacher's strong-view logits.
 
-    `sample` draws statelessly from `seed` (e.g. (run seed, step, replica)),
-    so a resumed run draws the same labels.
+    `hard`: the argmax. `sample`: a draw, stateless from `seed` (e.g. (run
+    seed, step, replica)), so a resumed run draws the same labels.
     """
-    z_s = tf.stop_gradient(tf.cast(z_s, tf.float32))
+    z_s = tf.stop_gradient(losses.as_loss_dtype(z_s))
     if mode == "sample":
         return tf.random.stateless_categorical(z_s, 1, seed,
                                                dtype=tf.int32)[:, 0]
-    return tf.argmax(z_s, axis=-1, output_type=tf.int32)
+    if mode == "hard":
+        return tf.argmax(z_s, axis=-1, output_type=tf.int32)
+    raise ValueError(f"pseudo-label mode {mode!r}: expected 'hard' or "
+                     "'sample' (soft labels need --mpl_feedback=exact)")
+
+
+def _loss_dtype(network):
+    return "float64" if network.compute_dtype == "float64" else "float32"
 
 
 class MPLModel(TrainerModel):
@@ -64,6 +84,10 @@ class MPLModel(TrainerModel):
                  student_optimizer, ema_network=None, **kwargs):
         super().__init__(cfg, deployed=student, ema_network=ema_network,
                          **kwargs)
+        if cfg.mpl_feedback_pairing not in FEEDBACK_PAIRINGS:
+            raise ValueError(
+                f"mpl_feedback_pairing={cfg.mpl_feedback_pairing!r}: expected "
+                f"one of {FEEDBACK_PAIRINGS}")
         self.teacher = teacher
         self.student = student
         self.teacher_optimizer = teacher_optimizer
@@ -72,6 +96,7 @@ class MPLModel(TrainerModel):
         # the feedback is all-reduced before it is folded in.
         self.baseline = tf.Variable(
             0.0, trainable=False, name="mpl_baseline",
+            dtype=_loss_dtype(student),
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     @property
@@ -90,10 +115,17 @@ class MPLModel(TrainerModel):
         items["mpl_baseline"] = self.baseline
         return items
 
-    def train_step(self, batch):
+    def step_state(self):
+        return super().step_state() + [self.baseline]
+
+    def compute_step(self, batch):
         if self.cfg.mpl_feedback == "exact":
             return self._exact_step(batch)
         return self._taylor_step(batch)
+
+    @property
+    def _paired(self):
+        return self.cfg.mpl_feedback_pairing == "paired"
 
     def _sample_seed(self, step):
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -104,11 +136,24 @@ class MPLModel(TrainerModel):
     def _feedback(self, ce_old, ce_new):
         """Global h = CE_old - CE_new, its baseline, and h - baseline."""
         ce_old, ce_new = all_reduce_sum([ce_old, ce_new])
-        feedback = ce_old - ce_new
-        decay = self.cfg.mpl_baseline_decay
-        baseline = decay * self.baseline + (1.0 - decay) * feedback
-        self.baseline.assign(baseline)
-        return ce_new, feedback, baseline, tf.stop_gradient(feedback - baseline)
+        value = ce_old - ce_new
+        decay = tf.cast(self.cfg.mpl_baseline_decay, value.dtype)
+        baseline = (decay * tf.cast(self.baseline, value.dtype)
+                    + (1.0 - decay) * value)
+        self.baseline.assign(tf.cast(baseline, self.baseline.dtype))
+        return Feedback(ce_old, ce_new, value, baseline,
+                        tf.stop_gradient(value - baseline))
+
+    def _teacher_pass(self, batch, seed, labels=None):
+        """Taped teacher forward: its losses, the pseudo labels (unless
+        given) and the MPL term CE(y^, z_s) over the global unlabeled batch,
+        which h~ scales."""
+        with tf.GradientTape() as tape:
+            t = teacher_losses(self.teacher, batch, self.cfg, self.global_step)
+            if labels is None:
+                labels = pseudo_labels(t["z_s"], self.cfg.mpl_label, seed)
+            t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
+        return tape, t, labels, t_mpl
 
     def _taylor_step(self, batch):
         cfg = self.cfg
@@ -124,35 +169,34 @@ class MPLModel(TrainerModel):
                                            teacher_images(batch))
             z_s = logits[-tf.shape(batch["u_strong"])[0]:]
             labels = pseudo_labels(z_s, cfg.mpl_label, seed)
-            student = self._student_update(batch, labels, step)
+            s_loss, s_lr, s_norm, fb = self._student_update(batch, labels,
+                                                            step)
             # Graph execution follows data, not program order: without this
             # the taped pass could run beside the student's step.
-            with tf.control_dependencies([student.advantage]):
+            with tf.control_dependencies([fb.advantage]):
                 batch = {k: tf.identity(v) for k, v in batch.items()}
-            with tf.GradientTape() as t_tape:
-                t = teacher_losses(self.teacher, batch, cfg, step)
-                t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
+            t_tape, t, _, t_mpl = self._teacher_pass(batch, seed, labels)
         else:
-            with tf.GradientTape() as t_tape:
-                t = teacher_losses(self.teacher, batch, cfg, step)
-                labels = pseudo_labels(t["z_s"], cfg.mpl_label, seed)
-                # CE(y^, z_s) over the global unlabeled batch; h~ scales it.
-                t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
-            student = self._student_update(batch, labels, step)
+            t_tape, t, labels, t_mpl = self._teacher_pass(batch, seed)
+            s_loss, s_lr, s_norm, fb = self._student_update(batch, labels,
+                                                            step)
 
         t_lr = self.teacher_optimizer.learning_rate
         t_grads = t_tape.gradient(
             [t["total"], t_mpl], self.teacher.trainable_variables,
-            output_gradients=[tf.ones([]), student.advantage])
+            output_gradients=[tf.ones_like(t["total"]),
+                              tf.cast(fb.advantage, t_mpl.dtype)])
         t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
                                       t_grads)
-        self.count_nonfinite(t_norm, student.grad_norm)
-        return self._step_metrics(t, student.loss, student.ce_new,
-                                  student.feedback, student.baseline,
-                                  student.lr, t_lr, t_norm, student.grad_norm)
+        metrics = self._step_metrics(t, s_loss, fb, s_lr, t_lr, t_norm,
+                                     s_norm)
+        return metrics, [t["total"], t_norm, s_loss, s_norm, fb.value]
 
     def _student_update(self, batch, labels, step):
-        """Student step on the pseudo labels, then the feedback h."""
+        """Student step on the pseudo labels, then the feedback h.
+
+        -> (student loss, its learning rate, its gradient norm, Feedback)
+        """
         cfg = self.cfg
         x_l, y_l, x_s = batch["l_images"], batch["l_labels"], batch["u_strong"]
         global_b, global_u = uda_batch_sizes(batch)
@@ -163,20 +207,24 @@ class MPLModel(TrainerModel):
                                            tf.shape(x_l)[0]], axis=0)
             s_loss = losses.labeled_ce(labels, s_u, global_u,
                                        cfg.label_smoothing)
-        ce_old = losses.labeled_ce(y_l, tf.stop_gradient(s_l), global_b)
+        s_grads = s_tape.gradient(s_loss, self.student.trainable_variables)
+        if self._paired:
+            # One set of batch-norm and dropout-seed values for both
+            # measurements: the same mask at the old and the new weights.
+            frozen = [v.value for v in self.student.non_trainable_variables]
+            ce_old = losses.labeled_ce(
+                y_l, call_discarding_state(self.student, x_l, frozen),
+                global_b)
+        else:
+            frozen = None
+            ce_old = losses.labeled_ce(y_l, tf.stop_gradient(s_l), global_b)
         s_lr = self.student_optimizer.learning_rate
-        s_norm = self.apply_gradients(
-            self.student_optimizer, self.student,
-            s_tape.gradient(s_loss, self.student.trainable_variables))
+        s_norm = self.apply_gradients(self.student_optimizer, self.student,
+                                      s_grads)
         self.update_ema(step)
-
-        # CE_new with the updated weights; its batch-norm statistics are
-        # dropped so the moving averages see each image once per step.
-        new_logits = call_discarding_state(self.student, x_l)
-        ce_new, feedback, baseline, advantage = self._feedback(
-            ce_old, losses.labeled_ce(y_l, new_logits, global_b))
-        return StudentUpdate(s_loss, ce_new, feedback, baseline, advantage,
-                             s_lr, s_norm)
+        ce_new = losses.labeled_ce(
+            y_l, call_discarding_state(self.student, x_l, frozen), global_b)
+        return s_loss, s_lr, s_norm, self._feedback(ce_old, ce_new)
 
     def _exact_step(self, batch):
         """Teacher gradient through the student's virtual update.
@@ -199,26 +247,32 @@ class MPLModel(TrainerModel):
             if soft:
                 targets = tf.nn.softmax(z_s, axis=-1)
             else:
-                labels = pseudo_labels(z_s, cfg.mpl_label, self._sample_seed(step))
-                targets = tf.one_hot(labels, tf.shape(z_s)[-1], dtype=z_s.dtype)
+                labels = pseudo_labels(z_s, cfg.mpl_label,
+                                       self._sample_seed(step))
+                targets = tf.one_hot(labels, tf.shape(z_s)[-1],
+                                     dtype=z_s.dtype)
                 t_mpl = losses.labeled_ce(labels, z_s, t["global_u"])
             virtual = meta_gradient.virtual_step(
                 self, losses.smooth(targets, cfg.label_smoothing), x_s, x_l,
                 y_l, s_lr, t["global_u"], t["global_b"])
-        global_b = t["global_b"]
 
-        ce_old = losses.labeled_ce(y_l, tf.stop_gradient(virtual.s_l),
-                                   global_b)
-        ce_new, feedback, baseline, advantage = self._feedback(
-            ce_old, tf.stop_gradient(virtual.meta_loss))
-        if soft:
-            targets_, weights = [t["total"], virtual.meta_loss], [1.0, 1.0]
+        if self._paired:
+            # At theta, with the state the meta-loss's pass ran with (same
+            # batch-norm mode, same dropout mask).
+            s_l = call_discarding_state(self.student, x_l,
+                                        virtual.non_trainable)
         else:
-            targets_, weights = [t["total"], t_mpl], [1.0, advantage]
+            s_l = tf.stop_gradient(virtual.s_l)
+        fb = self._feedback(losses.labeled_ce(y_l, s_l, t["global_b"]),
+                            tf.stop_gradient(virtual.meta_loss))
+        if soft:
+            objectives, weights = [t["total"], virtual.meta_loss], [1.0, 1.0]
+        else:
+            objectives, weights = [t["total"], t_mpl], [1.0, fb.advantage]
         t_grads = t_tape.gradient(
-            targets_, self.teacher.trainable_variables,
-            output_gradients=[tf.cast(w, tf.float32) * tf.ones([])
-                              for w in weights])
+            objectives, self.teacher.trainable_variables,
+            output_gradients=[tf.cast(w, o.dtype) * tf.ones_like(o)
+                              for o, w in zip(objectives, weights)])
 
         # The real student update reuses the virtual step's gradient (same
         # batch, same labels) with the student's own optimizer.
@@ -233,21 +287,28 @@ class MPLModel(TrainerModel):
         t_lr = self.teacher_optimizer.learning_rate
         t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
                                       t_grads)
-        self.count_nonfinite(t_norm, s_norm)
-        return self._step_metrics(t, virtual.student_loss, ce_new, feedback,
-                             baseline, s_lr, t_lr, t_norm, s_norm)
+        metrics = self._step_metrics(t, virtual.student_loss, fb, s_lr, t_lr,
+                                     t_norm, s_norm)
+        return metrics, [t["total"], t_norm, virtual.student_loss, s_norm,
+                         fb.value]
 
-    def _step_metrics(self, t, s_loss, ce_new, feedback, baseline, s_lr, t_lr,
-                 t_norm, s_norm):
-        sup, uda, kept, s_loss = all_reduce_sum(
-            [t["sup"], t["uda"], t["kept"], tf.cast(s_loss, tf.float32)])
-        return {"cross_entropy/student_on_u": s_loss,
-                "cross_entropy/student_on_l": ce_new,
-                "cross_entropy/teacher_on_u": uda,
-                "cross_entropy/teacher_on_l": sup,
-                "lr/student": s_lr, "lr/teacher": t_lr,
-                "mpl/dot_product": feedback,
-                "mpl/moving_dot_product": baseline,
-                "uda/u_ratio": kept / t["global_u"], "uda/weight": t["weight"],
-                "grad_norm/teacher": t_norm, "grad_norm/student": s_norm,
-                "nonfinite/skipped_steps": tf.identity(self.nonfinite_steps)}
+    def _step_metrics(self, t, s_loss, fb, s_lr, t_lr, t_norm, s_norm):
+        """Global scalars. The reference's names first, then plain ones.
+
+        `cross_entropy/student_on_l` = `mpl/labeled_loss_after` = CE_new:
+        after the real update (Taylor) or after the virtual plain-SGD step
+        (exact)."""
+        metrics = uda_metrics(t, t_lr, t_norm)
+        metrics.update({
+            "cross_entropy/student_on_u": all_reduce_sum(s_loss),
+            "cross_entropy/student_on_l": fb.ce_new,
+            "lr/student": s_lr,
+            "mpl/dot_product": fb.value,
+            "mpl/moving_dot_product": fb.baseline,
+            "grad_norm/student": s_norm,
+            "mpl/feedback": fb.value,
+            "mpl/baseline": fb.baseline,
+            "mpl/labeled_loss_before": fb.ce_old,
+            "mpl/labeled_loss_after": fb.ce_new,
+        })
+        return metrics

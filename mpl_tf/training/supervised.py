@@ -24,10 +24,10 @@ class SupervisedModel(TrainerModel):
     def optimizers(self):
         return [(self.optimizer_, self.network)]
 
-    def train_step(self, batch):
+    def compute_step(self, batch):
         step = self.global_step
         x_l, y_l = batch["l_images"], batch["l_labels"]
-        global_b = tf.cast(tf.shape(x_l)[0] * replica_count(), tf.float32)
+        global_b = tf.shape(x_l)[0] * replica_count()
         with tf.GradientTape() as tape:
             logits = self.network(x_l, training=True)
             loss = losses.labeled_ce(y_l, logits, global_b,
@@ -36,8 +36,7 @@ class SupervisedModel(TrainerModel):
         norm = self.apply_gradients(
             self.optimizer_, self.network,
             tape.gradient(loss, self.network.trainable_variables))
-        self.count_nonfinite(norm)
         self.update_ema(step)
-        return {"cross_entropy/model_on_l": all_reduce_sum(loss),
-                "lr/model": lr, "grad_norm/model": norm,
-                "nonfinite/skipped_steps": tf.identity(self.nonfinite_steps)}
+        metrics = {"cross_entropy/model_on_l": all_reduce_sum(loss),
+                   "lr/model": lr, "grad_norm/model": norm}
+        return metrics, [loss, norm]

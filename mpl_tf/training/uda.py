@@ -10,10 +10,10 @@ from mpl_tf.training.base import TrainerModel, all_reduce_sum, replica_count
 
 
 def batch_sizes(batch):
-    """Global labeled and unlabeled image counts of this step (float32)."""
+    """Global labeled and unlabeled image counts of this step (int32; the
+    losses cast them to their own dtype)."""
     n = replica_count()
-    return (tf.cast(tf.shape(batch["l_images"])[0] * n, tf.float32),
-            tf.cast(tf.shape(batch["u_weak"])[0] * n, tf.float32))
+    return tf.shape(batch["l_images"])[0] * n, tf.shape(batch["u_weak"])[0] * n
 
 
 def teacher_images(batch):
@@ -38,9 +38,19 @@ def teacher_losses(teacher, batch, cfg, step):
     uda, kept = losses.uda_consistency(z_w, z_s, cfg.uda_temp,
                                        cfg.uda_threshold, global_u)
     weight = schedules.uda_weight(step, cfg.uda_weight, cfg.uda_steps)
-    return {"total": sup + weight * uda, "sup": sup, "uda": uda,
+    return {"total": sup + tf.cast(weight, uda.dtype) * uda, "sup": sup, "uda": uda,
             "kept": kept, "weight": weight, "z_s": z_s,
             "global_b": global_b, "global_u": global_u}
+
+
+def uda_metrics(t, lr, norm):
+    """The teacher's scalars, global (summed over replicas)."""
+    sup, uda, kept = all_reduce_sum([t["sup"], t["uda"], t["kept"]])
+    return {"cross_entropy/teacher_on_l": sup,
+            "cross_entropy/teacher_on_u": uda,
+            "uda/u_ratio": kept / tf.cast(t["global_u"], kept.dtype),
+            "uda/weight": t["weight"], "lr/teacher": lr,
+            "grad_norm/teacher": norm}
 
 
 class UDAModel(TrainerModel):
@@ -61,7 +71,7 @@ class UDAModel(TrainerModel):
     def optimizers(self):
         return [(self.teacher_optimizer, self.teacher)]
 
-    def train_step(self, batch):
+    def compute_step(self, batch):
         step = self.global_step
         with tf.GradientTape() as tape:
             t = teacher_losses(self.teacher, batch, self.cfg, step)
@@ -69,11 +79,5 @@ class UDAModel(TrainerModel):
         norm = self.apply_gradients(
             self.teacher_optimizer, self.teacher,
             tape.gradient(t["total"], self.teacher.trainable_variables))
-        self.count_nonfinite(norm)
         self.update_ema(step)
-        sup, uda, kept = all_reduce_sum([t["sup"], t["uda"], t["kept"]])
-        return {"cross_entropy/teacher_on_l": sup,
-                "cross_entropy/teacher_on_u": uda,
-                "uda/u_ratio": kept / t["global_u"], "uda/weight": t["weight"],
-                "lr/teacher": lr, "grad_norm/teacher": norm,
-                "nonfinite/skipped_steps": tf.identity(self.nonfinite_steps)}
+        return uda_metrics(t, lr, norm), [t["total"], norm]
