@@ -15,11 +15,13 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """0 for `wait_steps`, linear warm-up over `warmup_steps`, then decay.
 
     decay: "cosine" (to 0 at `total_steps`), "exponential" (times
-    `decay_rate` every `decay_steps`) or "constant".
+    `decay_rate` every `decay_steps`) or "constant". `dtype`: of the
+    returned rate ("float64" for a step checked in float64).
     """
 
     def __init__(self, base_lr, total_steps, warmup_steps=0, wait_steps=0,
-                 decay="cosine", decay_rate=0.97, decay_steps=750):
+                 decay="cosine", decay_rate=0.97, decay_steps=750,
+                 dtype="float32"):
         self.base_lr = float(base_lr)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)
@@ -27,9 +29,10 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.decay = decay
         self.decay_rate = float(decay_rate)
         self.decay_steps = int(decay_steps)
+        self.dtype = dtype
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
+        step = tf.cast(step, self.dtype)
         t = step - self.wait_steps  # steps since the wait ended
         warm = tf.minimum(1.0, (t + 1.0) / max(self.warmup_steps, 1))
         if self.warmup_steps == 0:
@@ -44,19 +47,21 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         else:
             factor = tf.ones_like(after)
         lr = self.base_lr * warm * factor
-        return tf.where(t < 0.0, 0.0, lr)
+        return tf.where(t < 0.0, tf.zeros_like(lr), lr)
 
     def get_config(self):
         return {"base_lr": self.base_lr, "total_steps": self.total_steps,
                 "warmup_steps": self.warmup_steps,
                 "wait_steps": self.wait_steps, "decay": self.decay,
-                "decay_rate": self.decay_rate, "decay_steps": self.decay_steps}
+                "decay_rate": self.decay_rate, "decay_steps": self.decay_steps,
+                "dtype": self.dtype}
 
 
-def uda_weight(step, weight, ramp_steps):
-    """lambda(t) = weight * min(1, t / ramp_steps)."""
-    step = tf.cast(step, tf.float32)
-    return weight * tf.minimum(1.0, step / max(ramp_steps, 1))
+def uda_weight(step, weight, ramp_steps, dtype=tf.float32):
+    """lambda(t) = weight * min(1, t / ramp_steps), in `dtype`."""
+    step = tf.cast(step, dtype)
+    return weight * tf.minimum(tf.constant(1.0, dtype),
+                               step / max(ramp_steps, 1))
 
 
 def ema_decay(step, decay):

@@ -15,7 +15,6 @@ def test_train_resume_export(tiny_params):
     first = main.run(tiny_params())
     out = tiny_params().output_dir
     assert first["start_step"] == 0
-    assert 0.0 <= first["test"]["top1"] <= 1.0
     assert first["test"]["count"] == 600
     ckpts = tf.train.get_checkpoint_state(os.path.join(out, "checkpoints"))
     assert ckpts.model_checkpoint_path.endswith("ckpt-6")

@@ -137,7 +137,7 @@ class MPLModel(TrainerModel):
         """Global h = CE_old - CE_new, its baseline, and h - baseline."""
         ce_old, ce_new = all_reduce_sum([ce_old, ce_new])
         value = ce_old - ce_new
-        decay = tf.cast(self.cfg.mpl_baseline_decay, value.dtype)
+        decay = tf.constant(self.cfg.mpl_baseline_decay, value.dtype)
         baseline = (decay * tf.cast(self.baseline, value.dtype)
                     + (1.0 - decay) * value)
         self.baseline.assign(tf.cast(baseline, self.baseline.dtype))

@@ -37,8 +37,9 @@ def teacher_losses(teacher, batch, cfg, step):
                             cfg.label_smoothing)
     uda, kept = losses.uda_consistency(z_w, z_s, cfg.uda_temp,
                                        cfg.uda_threshold, global_u)
-    weight = schedules.uda_weight(step, cfg.uda_weight, cfg.uda_steps)
-    return {"total": sup + tf.cast(weight, uda.dtype) * uda, "sup": sup, "uda": uda,
+    weight = schedules.uda_weight(step, cfg.uda_weight, cfg.uda_steps,
+                                  uda.dtype)
+    return {"total": sup + weight * uda, "sup": sup, "uda": uda,
             "kept": kept, "weight": weight, "z_s": z_s,
             "global_b": global_b, "global_u": global_u}
 
