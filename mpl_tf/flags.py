@@ -101,6 +101,12 @@ flags.DEFINE_enum(
     "RandAugment engine. stateless: ours, reproducible from (seed, step), "
     "so resumed and multi-replica runs see the same images. keras_cv: "
     "keras-cv's layer; faster, not reproducible.")
+flags.DEFINE_boolean(
+    "hflip", None,
+    "Flip training images horizontally at random (weak and strong views). "
+    "Unset: the data source decides (off for digits and SVHN, on for CIFAR, "
+    "ImageNet and image folders). Turn it off for digits, text or anything "
+    "whose mirror image is another class.")
 flags.DEFINE_integer(
     "augment_magnitude", 5,
     "RandAugment magnitude on the reference's 0-30 scale (divided by 30 for "

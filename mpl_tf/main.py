@@ -194,6 +194,9 @@ def _export(run, loop):
         export.export(loop.model.eval_network, os.path.join(scratch, "export"))
         shutil.rmtree(scratch, ignore_errors=True)
         return target
+    print(f"exporting the deployed network to {target} (SavedModel and "
+          ".keras; this traces the serving function and can take a minute)",
+          flush=True)
     path = export.export(loop.model.eval_network, target)
     print(f"exported SavedModel: {path}")
     return path
@@ -217,6 +220,8 @@ def train(run):
     result.update(loop.run())
     result["start_step"] = loop.start_step
     print(_summary("final", result))
+    if result.get("teacher"):
+        print(_summary("final teacher", result["teacher"]))
     final = loop
     if p.finetune_steps > 0:
         final, result["finetune"] = _finetune(run, loop)

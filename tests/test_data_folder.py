@@ -124,3 +124,50 @@ def test_eval_class_unknown_to_train(folders):
 def test_bad_folder_flags(folders, overrides, needle):
     with pytest.raises(ConfigError, match=needle):
         loader.load_source(_params(folders, **overrides))
+
+
+def test_hflip_flag_overrides_the_sources_choice(folders):
+    p = _params(folders, skip_bad_images=True)
+    source = loader.load_source(p)
+    assert loader.augment_config(p, source).hflip  # folders: on by default
+    off = _params(folders, skip_bad_images=True, hflip=False)
+    assert not loader.augment_config(off, source).hflip
+    digits = params.defaults(dataset_name="digits_50", output_dir="/tmp/x")
+    d_source = loader.load_source(digits)
+    assert not loader.augment_config(digits, d_source).hflip
+    on = params.defaults(dataset_name="digits_50", output_dir="/tmp/x",
+                         hflip=True)
+    assert loader.augment_config(on, d_source).hflip
+
+
+def test_unlabeled_labels_from_class_subfolders_for_diagnosis(folders):
+    _write(os.path.join(folders["unlabeled_dir"], "dog", "d.png"), 7)
+    p = _params(folders, skip_bad_images=True, dataset_name="image_folder_4_mpl",
+                labeled_in_unlabeled=False)
+    source = loader.load_source(p)
+    labels = source.unlabeled.labels
+    # 12 - 4 labeled train images (known), then the 6 extra files in sorted
+    # path order: a/... (5, unknown) and dog/d.png (class 1).
+    assert len(labels) == len(source.unlabeled) == 8 + 6
+    assert (labels[:8] >= 0).all()
+    assert labels[8:].tolist() == [-1] * 5 + [1]
+    batch = next(iter(TrainInput(source, loader.augment_config(p, source),
+                                 "mpl", 4, 2, seed=0).dataset()))
+    assert batch["u_labels"].shape == (8,)
+
+
+def test_reading_folders_says_what_it_reads(folders, caplog):
+    caplog.set_level(logging.INFO)
+    loader.load_source(_params(folders, skip_bad_images=True))
+    assert f"reading --train_dir={folders['train_dir']}: 13 image files" \
+        in caplog.text
+    assert "image folders: 2 classes; 12 labeled, 17 unlabeled (5 from " \
+        "--unlabeled_dir), 0 validation, 4 test images" in caplog.text
+
+
+def test_supervised_run_says_it_ignores_the_unlabeled_dir(folders, caplog):
+    caplog.set_level(logging.WARNING)
+    loader.load_source(_params(folders, skip_bad_images=True,
+                               dataset_name="image_folder"))
+    assert f"--unlabeled_dir={folders['unlabeled_dir']} is not used" \
+        in caplog.text

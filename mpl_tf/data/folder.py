@@ -2,7 +2,9 @@
 
 --train_dir   one subfolder per class (its name is the class; classes are
               numbered in sorted order); images at any depth below it.
---unlabeled_dir  images at any depth; labels unused (uda/mpl modes only).
+--unlabeled_dir  images at any depth (uda/mpl modes only). Never trained
+              on with labels; images in a subfolder named like a class are
+              used to log the pseudo labels' accuracy (a diagnosis).
 --eval_dir    the test split, subfolders named like --train_dir's classes.
 
 Files with another extension are ignored. Every image is decoded (JPEG,
@@ -19,6 +21,7 @@ machine. Everything is held in memory and used by the in-memory pipeline.
 import os
 
 from absl import logging
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -81,11 +84,17 @@ def class_files(root, flag, classes=None):
     return paths, np.asarray(labels, np.int32), names
 
 
-def decode(root, paths, size):
+# Folders with more files than this show a progress bar while decoding.
+_PROGRESS_FROM = 2000
+
+
+def decode(root, paths, size, what=None):
     """uint8 [n, size, size, 3] of the files that decode, and the bad paths.
 
     Decoding runs in parallel in tf.data; a file whose decoding fails is
     dropped by `ignore_errors`, and we find which by what is missing.
+    `what` (e.g. "--train_dir=..."): logged, with a progress bar for large
+    folders.
     """
     def load(i):
         data = tf.io.read_file(tf.gather(full, i))
@@ -98,10 +107,16 @@ def decode(root, paths, size):
     ds = tf.data.Dataset.range(len(paths)).map(
         load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors().batch(512)
+    if what and paths:
+        logging.info("reading %s: %d image files", what, len(paths))
+    bar = (keras.utils.Progbar(len(paths), unit_name="file")
+           if what and len(paths) >= _PROGRESS_FROM else None)
     good, images = [], []
     for idx, batch in ds.as_numpy_iterator():
         good.append(idx)
         images.append(batch)
+        if bar is not None:
+            bar.update(int(idx[-1]) + 1)
     good = np.concatenate(good) if good else np.zeros([0], np.int64)
     images = (np.concatenate(images) if images
               else np.zeros([0, size, size, 3], np.uint8))
@@ -124,6 +139,17 @@ def _report_bad(bad, skip):
         "remove them, or pass --skip_bad_images to skip them")
 
 
+def _subfolder_labels(paths, classes):
+    """Class numbers of unlabeled images that sit in a subfolder named after
+    a class (-1 elsewhere): for logging the pseudo labels' accuracy only."""
+    number = {c: i for i, c in enumerate(classes)}
+    labels = []
+    for path in paths:
+        parts = path.replace(os.sep, "/").split("/")
+        labels.append(number.get(parts[0], -1) if len(parts) > 1 else -1)
+    return np.asarray(labels, np.int32)
+
+
 def load(name, params):
     """The Source for `image_folder...` (name: names.DatasetName)."""
     size = params.image_size
@@ -138,12 +164,24 @@ def load(name, params):
     else:
         extra_paths = []
 
-    train, good, bad = decode(params.train_dir, train_paths, size)
+    if name.mode == "supervised" and params.unlabeled_dir:
+        logging.warning("--unlabeled_dir=%s is not used: --dataset_name=%s "
+                        "trains on labeled images only (use %s_uda or %s_mpl "
+                        "to learn from unlabeled images)", params.unlabeled_dir,
+                        params.dataset_name, params.dataset_name,
+                        params.dataset_name)
+    train, good, bad = decode(params.train_dir, train_paths, size,
+                              f"--train_dir={params.train_dir}")
     train_paths = [train_paths[i] for i in good]
     train_labels = train_labels[good]
-    test, good, bad_eval = decode(params.eval_dir, eval_paths, size)
+    test, good, bad_eval = decode(params.eval_dir, eval_paths, size,
+                                  f"--eval_dir={params.eval_dir}")
     eval_labels = eval_labels[good]
-    extra, _, bad_extra = decode(params.unlabeled_dir or "", extra_paths, size)
+    extra, good_extra, bad_extra = decode(
+        params.unlabeled_dir or "", extra_paths, size,
+        f"--unlabeled_dir={params.unlabeled_dir}")
+    extra_labels = _subfolder_labels([extra_paths[i] for i in good_extra],
+                                     classes)
     bad_all = bad + bad_eval + bad_extra
     _report_bad(bad_all, params.skip_bad_images)
     if not len(train):
@@ -154,6 +192,9 @@ def load(name, params):
                              params.seed, params.labeled_in_unlabeled)
     lab, unl, val = (parts[k] for k in ("labeled", "unlabeled", "val"))
     unlabeled = np.concatenate([train[unl], extra])
+    u_labels = np.concatenate([train_labels[unl], extra_labels])
+    if not np.any(u_labels >= 0):
+        u_labels = None
     if not len(unlabeled) and name.mode != "supervised":
         raise ConfigError(
             f"--dataset_name={params.dataset_name} trains on unlabeled images "
@@ -165,12 +206,16 @@ def load(name, params):
             f"{(train[lab].nbytes + unlabeled.nbytes) / 1e9:.1f} GB, more "
             "than the in-memory pipeline can hold (1.5 GB); use a smaller "
             "--image_size or fewer images")
+    logging.info("image folders: %d classes; %d labeled, %d unlabeled (%d "
+                 "from --unlabeled_dir), %d validation, %d test images",
+                 len(classes), len(lab), len(unlabeled), len(extra), len(val),
+                 len(test))
     mean, std = channel_stats(train)
     return Source(
         name="image_folder", num_classes=len(classes), image_size=size,
         channels=3, mean=mean, std=std,
         labeled=Split(train[lab], train_labels[lab]),
-        unlabeled=Split(unlabeled),
+        unlabeled=Split(unlabeled, u_labels),
         test=Split(test, eval_labels),
         val=Split(train[val], train_labels[val]) if len(val) else None,
         hflip=True, fill=128.0, cutout_fraction=0.5,

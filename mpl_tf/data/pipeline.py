@@ -45,8 +45,10 @@ class TrainInput:
     """Builds the training dataset of one mode.
 
     Elements are dicts: `l_images` [b,H,W,C] float32 0..255, `l_labels` [b]
-    int32; for uda/mpl also `u_weak` and `u_strong` [mu*b,H,W,C], where b is
-    the per-replica batch. `deterministic` fixes the element order of
+    int32; for uda/mpl also `u_weak` and `u_strong` [mu*b,H,W,C], and
+    `u_labels` [mu*b] (-1 where unknown) when the unlabeled split's true
+    labels are known (for diagnostics only), where b is the per-replica
+    batch. `deterministic` fixes the element order of
     streamed sources (for tests; slower); in-memory ones are always ordered.
     """
 
@@ -75,6 +77,9 @@ class TrainInput:
         l_labels = tf.constant(self.source.labeled.labels, tf.int32)
         u_images = (tf.constant(self.source.unlabeled.images)
                     if self.mode != "supervised" else None)
+        u_labels = (tf.constant(self.source.unlabeled.labels, tf.int32)
+                    if u_images is not None
+                    and self.source.unlabeled.labels is not None else None)
         cfg, gb, mu, seed = self.aug_cfg, self.global_batch, self.uda_data, self.seed
         num_labeled = len(self.source.labeled)
         num_unlabeled = len(self.source.unlabeled)
@@ -98,9 +103,10 @@ class TrainInput:
                 return out
             u_start, u_size = mu * start, mu * per_replica
             u_idx = _draw_indices(num_unlabeled, mu * gb, keys[2])
-            u_batch = tf.cast(
-                tf.gather(u_images, u_idx[u_start:u_start + u_size]),
-                tf.float32)
+            u_idx = u_idx[u_start:u_start + u_size]
+            u_batch = tf.cast(tf.gather(u_images, u_idx), tf.float32)
+            if u_labels is not None:
+                out["u_labels"] = tf.gather(u_labels, u_idx)
             u_span = (u_start, mu * gb, u_size)
             out["u_weak"] = augment.flip_and_crop(u_batch, cfg, keys[3], u_span)
             out["u_strong"] = strong(u_batch, keys[4], u_span)

@@ -12,7 +12,10 @@ import numpy as np
 
 @dataclasses.dataclass
 class Split:
-    """Images uint8 [N, H, W, C]; labels int32 [N] (None for unlabeled)."""
+    """Images uint8 [N, H, W, C]; labels int32 [N] (None if unknown).
+
+    An unlabeled split may carry its true labels (-1 where unknown); they
+    are never trained on, only used to log the pseudo labels' accuracy."""
 
     images: np.ndarray
     labels: np.ndarray | None = None

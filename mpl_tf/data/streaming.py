@@ -92,6 +92,8 @@ def train_dataset(train_input, input_context=None, start_step=0):
             u_batch = tf.cast(batches[1][0], tf.float32)
             out["u_weak"] = augment.flip_and_crop(u_batch, cfg, keys[1])
             out["u_strong"] = strong(u_batch, keys[2])
+            if ti.source.unlabeled.labels is not None:
+                out["u_labels"] = tf.cast(batches[1][1], tf.int32)
         return out
 
     ds = tf.data.Dataset.zip(tuple(streams)).enumerate()

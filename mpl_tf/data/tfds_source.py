@@ -130,7 +130,7 @@ def _load_small(name, params, spec, builder):
         unlabeled = StreamedSplit(read, count)
         extra = f"all {count - len(unl)} images of the extra split"
     else:
-        unlabeled = Split(images[unl])
+        unlabeled = Split(images[unl], labels[unl])
     return Source(
         name=builder.name, num_classes=_num_classes(builder),
         image_size=size, channels=images.shape[-1], mean=mean, std=std,

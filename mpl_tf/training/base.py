@@ -49,6 +49,16 @@ def all_reduce_sum(values):
         tf.distribute.ReduceOp.SUM, values)
 
 
+def global_accuracy(predicted, labels):
+    """Fraction of `predicted == labels` over the entries whose label is
+    known (>= 0), over all replicas."""
+    known = tf.cast(labels >= 0, tf.float32)
+    correct = tf.cast(tf.equal(predicted, labels), tf.float32) * known
+    correct, known = all_reduce_sum([tf.reduce_sum(correct),
+                                     tf.reduce_sum(known)])
+    return correct / tf.maximum(known, 1.0)
+
+
 def decayed_variable_ids(model):
     """ids of the trainable weights that take weight decay: all but BN's."""
     ids = set()

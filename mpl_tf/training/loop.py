@@ -13,6 +13,7 @@ and `<dir>/eval_history.jsonl`.
 import json
 import os
 import shutil
+import statistics
 import time
 
 from absl import logging
@@ -27,6 +28,35 @@ from mpl_tf.training.preemption import Preempted, PreemptionWatcher
 
 class NonFiniteError(RuntimeError):
     """Too many steps in a row had a non-finite gradient."""
+
+
+class WindowStats:
+    """Mean and spread of per-step scalars over one logging window, logged
+    as <name>_window_mean / <name>_window_std: one step's feedback is noisy.
+
+    Values are kept as the step's output tensors and read on the host only
+    when the window is summarised, so steps in between need no host sync.
+    """
+
+    NAMES = ("mpl/feedback",)
+
+    def __init__(self):
+        self.values = {}
+
+    def add(self, metrics):
+        for name in self.NAMES:
+            if name in metrics:
+                self.values.setdefault(name, []).append(metrics[name])
+
+    def summary(self):
+        """{name_window_mean, name_window_std}; starts the next window."""
+        out = {}
+        for name, tensors in self.values.items():
+            seen = [float(t) for t in tensors]
+            out[f"{name}_window_mean"] = statistics.fmean(seen)
+            out[f"{name}_window_std"] = statistics.pstdev(seen)
+        self.values = {}
+        return out
 
 
 def first_replica(strategy, values):
@@ -62,6 +92,7 @@ class Loop:
         self.history = []
         self.start_step = None
         self._writer = None
+        self._last_logged = {}  # the newest logged training scalars
 
     @property
     def writer(self):
@@ -89,16 +120,26 @@ class Loop:
         return train_step
 
     def evaluate(self, split_name="test"):
-        split = getattr(self.source, split_name)
-        return evaluate(self.strategy, self.model.eval_network, split,
+        return self._evaluate(self.model.eval_network, split_name)
+
+    def evaluate_splits(self, network=None):
+        """{"test": ..., "val": ... (when there is a validation split)} of
+        `network` (default: the deployed network, EMA twin if any)."""
+        network = network or self.model.eval_network
+        out = {"test": self._evaluate(network, "test")}
+        if getattr(self.source, "val", None) is not None:
+            out["val"] = self._evaluate(network, "val")
+        return out
+
+    def _evaluate(self, network, split_name):
+        return evaluate(self.strategy, network,
+                        getattr(self.source, split_name),
                         self.params.eval_batch_size)
 
-    def evaluate_splits(self):
-        """{"test": ..., "val": ... (when there is a validation split)}."""
-        out = {"test": self.evaluate("test")}
-        if getattr(self.source, "val", None) is not None:
-            out["val"] = self.evaluate("val")
-        return out
+    def _teacher(self):
+        """MPL's teacher, evaluated beside the deployed student."""
+        teacher = self.model.networks().get("teacher")
+        return None if teacher is self.model.deployed else teacher
 
     def _write_scalars(self, step, metrics, prefix=""):
         with self.writer.as_default(step=step):
@@ -109,22 +150,35 @@ class Loop:
     def _save_and_eval(self, step):
         path = self.manager.save(checkpoint_number=step)
         record = {"step": step, "checkpoint": path, **self.evaluate_splits()}
+        teacher = self._teacher()
+        if teacher is not None:
+            record["teacher"] = self.evaluate_splits(teacher)
         for split in ("test", "val"):
-            if split in record:
-                self._write_scalars(step, {k: record[split][k] for k in
-                                           ("top1", "top5", "loss")},
-                                    f"eval/{split}/")
+            if split not in record:
+                continue
+            keys = ("top1", "top5", "loss")
+            self._write_scalars(step, {k: record[split][k] for k in keys},
+                                f"eval/{split}/")
+            if teacher is not None:
+                self._write_scalars(
+                    step, {k: record["teacher"][split][k] for k in keys},
+                    f"eval/{split}/teacher_")
+        if self._last_logged:
+            record["train"] = dict(self._last_logged)
         self.history.append(record)
         if self.chief:
             with open(os.path.join(self.directory, "eval_history.jsonl"), "a",
                       encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
-        logging.info("step %d: test top-1 %.4f (checkpoint %s)", step,
-                     record["test"]["top1"], path)
+        line = f"step {step}: test top-1 {record['test']['top1']:.4f}"
+        if teacher is not None:
+            line += f" (teacher {record['teacher']['test']['top1']:.4f})"
+        logging.info("%s, checkpoint %s", line, path)
         return record
 
     def run(self, verbose=True):
-        """Train to total_steps; returns the final {"test", "val"} metrics."""
+        """Train to total_steps; returns the final {"test", "val"} metrics
+        (and "teacher": the same of MPL's teacher)."""
         p = self.params
         restored = self.restore()
         if restored and self.load_checkpoint and \
@@ -149,19 +203,22 @@ class Loop:
         if self.scratch_dir:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
         return {k: v for k, v in self.history[-1].items()
-                if k in ("test", "val")}
+                if k in ("test", "val", "teacher")}
 
     def _train(self, train_step, iterator, bar, start, total, preemption):
         p = self.params
         t0, last = time.time(), start
+        window = WindowStats()
         for step in range(start + 1, total + 1):
-            metrics = train_step(iterator)
+            metrics = first_replica(self.strategy, train_step(iterator))
+            window.add(metrics)
             if step % p.log_every == 0 or step == total:
-                values = {k: float(v) for k, v in
-                          first_replica(self.strategy, metrics).items()}
+                values = {k: float(v) for k, v in metrics.items()}
+                values.update(window.summary())
                 now = time.time()
                 values["time/steps_per_sec"] = (step - last) / max(now - t0, 1e-9)
                 t0, last = now, step
+                self._last_logged = {"step": step, **values}
                 self._write_scalars(step, values)
                 shown = [(k.split("/")[-1], values[k]) for k in values
                          if k.startswith("cross_entropy/")]

@@ -31,6 +31,7 @@ from mpl_tf import losses
 class VirtualStep:
     meta_loss: tf.Tensor      # CE(y_l, S(x_l; theta')), this replica's share
     student_loss: tf.Tensor   # CE(p, S(x_s; theta)), this replica's share
+    s_u: tf.Tensor            # student logits on x_s at theta
     s_l: tf.Tensor            # student logits on x_l at theta (for CE_old)
     grads: list               # replica-summed student gradient + weight decay
     non_trainable: list       # batch-norm statistics after the first call
@@ -60,4 +61,4 @@ def virtual_step(trainer, targets, x_s, x_l, y_l, lr, global_u, global_b):
     new_logits, _ = student.stateless_call(theta_prime, new_frozen, x_l,
                                            training=True)
     meta_loss = losses.labeled_ce(y_l, new_logits, global_b)
-    return VirtualStep(meta_loss, student_loss, s_l, grads, new_frozen)
+    return VirtualStep(meta_loss, student_loss, s_u, s_l, grads, new_frozen)

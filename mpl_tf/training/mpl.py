@@ -30,7 +30,8 @@ import tensorflow as tf
 
 from mpl_tf import losses
 from mpl_tf.training import meta_gradient
-from mpl_tf.training.base import TrainerModel, all_reduce_sum
+from mpl_tf.training.base import (TrainerModel, all_reduce_sum,
+                                  global_accuracy)
 from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
 from mpl_tf.training.uda import teacher_images, teacher_losses, uda_metrics
 
@@ -40,6 +41,11 @@ FEEDBACK_PAIRINGS = ("paired", "reference")
 # and after its update, h = before - after, the new baseline, h - baseline.
 Feedback = collections.namedtuple(
     "Feedback", "ce_old ce_new value baseline advantage")
+
+# The student's half of a Taylor step: its loss on the pseudo labels, its
+# learning rate and gradient norm, the Feedback, and its logits on x_s.
+StudentStep = collections.namedtuple(
+    "StudentStep", "loss lr grad_norm feedback s_u")
 
 
 def call_discarding_state(network, images, non_trainable=None):
@@ -169,17 +175,16 @@ class MPLModel(TrainerModel):
                                            teacher_images(batch))
             z_s = logits[-tf.shape(batch["u_strong"])[0]:]
             labels = pseudo_labels(z_s, cfg.mpl_label, seed)
-            s_loss, s_lr, s_norm, fb = self._student_update(batch, labels,
-                                                            step)
+            student = self._student_update(batch, labels, step)
             # Graph execution follows data, not program order: without this
             # the taped pass could run beside the student's step.
-            with tf.control_dependencies([fb.advantage]):
+            with tf.control_dependencies([student.feedback.advantage]):
                 batch = {k: tf.identity(v) for k, v in batch.items()}
             t_tape, t, _, t_mpl = self._teacher_pass(batch, seed, labels)
         else:
             t_tape, t, labels, t_mpl = self._teacher_pass(batch, seed)
-            s_loss, s_lr, s_norm, fb = self._student_update(batch, labels,
-                                                            step)
+            student = self._student_update(batch, labels, step)
+        fb = student.feedback
 
         t_lr = self.teacher_optimizer.learning_rate
         t_grads = t_tape.gradient(
@@ -188,14 +193,14 @@ class MPLModel(TrainerModel):
                               tf.cast(fb.advantage, t_mpl.dtype)])
         t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
                                       t_grads)
-        metrics = self._step_metrics(t, s_loss, fb, s_lr, t_lr, t_norm,
-                                     s_norm)
-        return metrics, [t["total"], t_norm, s_loss, s_norm, fb.value]
+        metrics = self._step_metrics(batch, t, labels, student, t_lr, t_norm)
+        return metrics, [t["total"], t_norm, student.loss, student.grad_norm,
+                         fb.value]
 
     def _student_update(self, batch, labels, step):
         """Student step on the pseudo labels, then the feedback h.
 
-        -> (student loss, its learning rate, its gradient norm, Feedback)
+        -> StudentStep
         """
         cfg = self.cfg
         x_l, y_l, x_s = batch["l_images"], batch["l_labels"], batch["u_strong"]
@@ -224,7 +229,8 @@ class MPLModel(TrainerModel):
         self.update_ema(step)
         ce_new = losses.labeled_ce(
             y_l, call_discarding_state(self.student, x_l, frozen), global_b)
-        return s_loss, s_lr, s_norm, self._feedback(ce_old, ce_new)
+        return StudentStep(s_loss, s_lr, s_norm,
+                           self._feedback(ce_old, ce_new), s_u)
 
     def _exact_step(self, batch):
         """Teacher gradient through the student's virtual update.
@@ -246,6 +252,7 @@ class MPLModel(TrainerModel):
             z_s = losses.as_loss_dtype(t["z_s"])
             if soft:
                 targets = tf.nn.softmax(z_s, axis=-1)
+                labels = tf.argmax(z_s, -1, output_type=tf.int32)
             else:
                 labels = pseudo_labels(z_s, cfg.mpl_label,
                                        self._sample_seed(step))
@@ -287,28 +294,39 @@ class MPLModel(TrainerModel):
         t_lr = self.teacher_optimizer.learning_rate
         t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
                                       t_grads)
-        metrics = self._step_metrics(t, virtual.student_loss, fb, s_lr, t_lr,
-                                     t_norm, s_norm)
+        student = StudentStep(virtual.student_loss, s_lr, s_norm, fb,
+                              virtual.s_u)
+        metrics = self._step_metrics(batch, t, labels, student, t_lr, t_norm)
         return metrics, [t["total"], t_norm, virtual.student_loss, s_norm,
                          fb.value]
 
-    def _step_metrics(self, t, s_loss, fb, s_lr, t_lr, t_norm, s_norm):
+    def _step_metrics(self, batch, t, labels, student, t_lr, t_norm):
         """Global scalars. The reference's names first, then plain ones.
 
         `cross_entropy/student_on_l` = `mpl/labeled_loss_after` = CE_new:
         after the real update (Taylor) or after the virtual plain-SGD step
-        (exact)."""
-        metrics = uda_metrics(t, t_lr, t_norm)
+        (exact). `mpl/teacher_student_agreement`: how often the student's
+        prediction on x_s (before its step) is the pseudo label (the
+        teacher's argmax for soft labels); `mpl/pseudo_label_accuracy`: how
+        often the pseudo label is the true class, when the unlabeled images'
+        labels are known (`u_labels`, never trained on)."""
+        fb = student.feedback
+        metrics = uda_metrics(t, t_lr, t_norm, batch)
         metrics.update({
-            "cross_entropy/student_on_u": all_reduce_sum(s_loss),
+            "cross_entropy/student_on_u": all_reduce_sum(student.loss),
             "cross_entropy/student_on_l": fb.ce_new,
-            "lr/student": s_lr,
+            "lr/student": student.lr,
             "mpl/dot_product": fb.value,
             "mpl/moving_dot_product": fb.baseline,
-            "grad_norm/student": s_norm,
+            "grad_norm/student": student.grad_norm,
             "mpl/feedback": fb.value,
             "mpl/baseline": fb.baseline,
             "mpl/labeled_loss_before": fb.ce_old,
             "mpl/labeled_loss_after": fb.ce_new,
+            "mpl/teacher_student_agreement": global_accuracy(
+                tf.argmax(student.s_u, -1, output_type=tf.int32), labels),
         })
+        if "u_labels" in batch:
+            metrics["mpl/pseudo_label_accuracy"] = global_accuracy(
+                labels, batch["u_labels"])
         return metrics

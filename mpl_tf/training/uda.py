@@ -6,7 +6,8 @@
 import tensorflow as tf
 
 from mpl_tf import losses, schedules
-from mpl_tf.training.base import TrainerModel, all_reduce_sum, replica_count
+from mpl_tf.training.base import (TrainerModel, all_reduce_sum,
+                                  global_accuracy, replica_count)
 
 
 def batch_sizes(batch):
@@ -40,18 +41,28 @@ def teacher_losses(teacher, batch, cfg, step):
     weight = schedules.uda_weight(step, cfg.uda_weight, cfg.uda_steps,
                                   uda.dtype)
     return {"total": sup + weight * uda, "sup": sup, "uda": uda,
-            "kept": kept, "weight": weight, "z_s": z_s,
+            "kept": kept, "weight": weight, "z_w": z_w, "z_s": z_s,
             "global_b": global_b, "global_u": global_u}
 
 
-def uda_metrics(t, lr, norm):
-    """The teacher's scalars, global (summed over replicas)."""
+def uda_metrics(t, lr, norm, batch):
+    """The teacher's scalars, global (summed over replicas).
+
+    `uda/u_ratio`: the share of unlabeled images over the confidence
+    threshold (the UDA mask). With the unlabeled images' true labels known
+    (`u_labels`, never trained on): `uda/teacher_accuracy_on_u`, the
+    accuracy of the teacher's weak-view prediction (the UDA target's class).
+    """
     sup, uda, kept = all_reduce_sum([t["sup"], t["uda"], t["kept"]])
-    return {"cross_entropy/teacher_on_l": sup,
-            "cross_entropy/teacher_on_u": uda,
-            "uda/u_ratio": kept / tf.cast(t["global_u"], kept.dtype),
-            "uda/weight": t["weight"], "lr/teacher": lr,
-            "grad_norm/teacher": norm}
+    metrics = {"cross_entropy/teacher_on_l": sup,
+               "cross_entropy/teacher_on_u": uda,
+               "uda/u_ratio": kept / tf.cast(t["global_u"], kept.dtype),
+               "uda/weight": t["weight"], "lr/teacher": lr,
+               "grad_norm/teacher": norm}
+    if "u_labels" in batch:
+        metrics["uda/teacher_accuracy_on_u"] = global_accuracy(
+            tf.argmax(t["z_w"], -1, output_type=tf.int32), batch["u_labels"])
+    return metrics
 
 
 class UDAModel(TrainerModel):
@@ -81,4 +92,4 @@ class UDAModel(TrainerModel):
             self.teacher_optimizer, self.teacher,
             tape.gradient(t["total"], self.teacher.trainable_variables))
         self.update_ema(step)
-        return uda_metrics(t, lr, norm), [t["total"], norm]
+        return uda_metrics(t, lr, norm, batch), [t["total"], norm]
