@@ -45,7 +45,11 @@ def test_digits_splits_are_disjoint_and_test_is_fixed():
     all3 = idx3["labeled"] + idx3["unlabeled"] + idx3["test"]
     assert sorted(all3) == list(range(1797))
     assert np.bincount(s1.labeled.labels).tolist() == [5] * 10
-    assert s1.unlabeled.labels is None
+    # The unlabeled images' true classes ride along for diagnostics only.
+    images, labels = digits._images(16)  # pylint: disable=protected-access
+    unl = idx1["unlabeled"]
+    np.testing.assert_array_equal(s1.unlabeled.images, images[unl])
+    np.testing.assert_array_equal(s1.unlabeled.labels, labels[unl])
     assert s1.labeled.images.shape[1:] == (16, 16, 3)
     assert s1.labeled.images.dtype == np.uint8
 

@@ -157,7 +157,7 @@ def test_unlabeled_labels_from_class_subfolders_for_diagnosis(folders):
 
 
 def test_reading_folders_says_what_it_reads(folders, caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")
     loader.load_source(_params(folders, skip_bad_images=True))
     assert f"reading --train_dir={folders['train_dir']}: 13 image files" \
         in caplog.text
