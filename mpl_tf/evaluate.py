@@ -5,15 +5,16 @@ import tensorflow as tf
 from mpl_tf.data import pipeline
 
 
-def evaluate(strategy, network, split, batch_size):
-    """Returns {"top1", "top5", "loss", "count"} over the whole split."""
-    dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: pipeline.eval_dataset(split, batch_size, ctx))
-    num_classes = network.output_shape[-1]
-    k = min(5, num_classes)
+class Evaluator:
+    """Evaluates one network; its step is traced once and reused for every
+    split and every evaluation (a new trace per call would make TensorFlow
+    warn about retracing)."""
 
-    @tf.function
-    def step(images, labels):
+    def __init__(self, strategy, network):
+        self.strategy = strategy
+        self.network = network
+        k = min(5, network.output_shape[-1])
+
         def replica_fn(images, labels):
             logits = tf.cast(network(images, training=False), tf.float32)
             top1 = tf.math.in_top_k(labels, logits, 1)
@@ -23,13 +24,27 @@ def evaluate(strategy, network, split, batch_size):
                              tf.reduce_sum(tf.cast(topk, tf.float32)),
                              tf.reduce_sum(loss),
                              tf.cast(tf.size(labels), tf.float32)])
-        out = strategy.run(replica_fn, args=(images, labels))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
 
-    totals = tf.zeros([4])
-    for images, labels in dataset:
-        totals += step(images, labels)
-    top1, top5, loss, count = totals.numpy().tolist()
-    count = max(count, 1.0)
-    return {"top1": top1 / count, "top5": top5 / count, "loss": loss / count,
-            "count": int(count)}
+        @tf.function(reduce_retracing=True)
+        def step(images, labels):
+            out = strategy.run(replica_fn, args=(images, labels))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
+
+        self._step = step
+
+    def __call__(self, split, batch_size):
+        """{"top1", "top5", "loss", "count"} over the whole split."""
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: pipeline.eval_dataset(split, batch_size, ctx))
+        totals = tf.zeros([4])
+        for images, labels in dataset:
+            totals += self._step(images, labels)
+        top1, top5, loss, count = totals.numpy().tolist()
+        count = max(count, 1.0)
+        return {"top1": top1 / count, "top5": top5 / count,
+                "loss": loss / count, "count": int(count)}
+
+
+def evaluate(strategy, network, split, batch_size):
+    """Returns {"top1", "top5", "loss", "count"} over the whole split."""
+    return Evaluator(strategy, network)(split, batch_size)

@@ -1,5 +1,7 @@
 """Tiny trainers and batches for the train-step tests (not a test module)."""
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -12,6 +14,19 @@ from mpl_tf.training.supervised import SupervisedModel
 from mpl_tf.training.uda import UDAModel
 
 SIZE = 12
+
+
+@contextlib.contextmanager
+def floatx(dtype):
+    """Keras builds networks in `dtype` inside this block."""
+    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old)
+        keras.config.set_dtype_policy(old_policy)
 
 # name -> StepConfig overrides; "supervised" and "uda" are their own models.
 MODES = {

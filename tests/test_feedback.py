@@ -45,3 +45,9 @@ def test_reference_pairing_measures_noise_while_the_student_waits(mode):
 def test_paired_feedback_moves_once_the_student_learns(mode):
     hs = [h for h, lr, _ in _feedbacks(mode, "paired", wait=0)]
     assert all(np.isfinite(hs)) and any(h != 0.0 for h in hs), hs
+
+
+def test_an_unknown_pseudo_label_mode_is_an_error():
+    from mpl_tf.training.mpl import pseudo_labels  # pylint: disable=import-outside-toplevel
+    with pytest.raises(ValueError, match="'soft'"):
+        pseudo_labels(np.zeros((2, 3), np.float32), "soft")

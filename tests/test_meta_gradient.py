@@ -5,13 +5,12 @@ against finite differences of an independent objective in
 test_train_step_gradients.py.
 """
 
-import contextlib
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from step_fixtures import floatx
 from mpl_tf import losses
 from mpl_tf.training import meta_gradient
 from mpl_tf.training.base import StepConfig
@@ -19,18 +18,6 @@ from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 
 LR = 0.5
-
-
-@contextlib.contextmanager
-def floatx(dtype):
-    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx(dtype)
-    keras.config.set_dtype_policy(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(old)
-        keras.config.set_dtype_policy(old_policy)
 
 
 def _net(name, seed):

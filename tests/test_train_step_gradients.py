@@ -11,12 +11,11 @@ norm in training mode everywhere, eta_s(t) the student's CURRENT learning
 rate (mid warm-up here, half its base value).
 """
 
-import contextlib
-
 import keras
 import numpy as np
 import tensorflow as tf
 
+from step_fixtures import floatx
 from mpl_tf.schedules import WarmupDecay
 from mpl_tf.training.base import StepConfig
 from mpl_tf.training.mpl import MPLModel
@@ -32,21 +31,9 @@ LR_S = 0.25                   # student's: base 0.5, warm-up 8, step 3
 LAMBDA = 1.5                  # uda_weight 2 * min(1, 3 / uda_steps 4)
 
 
-@contextlib.contextmanager
-def float64():
-    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(old)
-        keras.config.set_dtype_policy(old_policy)
-
-
 def _net(name, seed):
     keras.utils.set_random_seed(seed)
-    with float64():
+    with floatx("float64"):
         return keras.Sequential([
             keras.Input((5,)),
             keras.layers.Dense(4, name="d1"),

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from mpl_tf import distribute
-from mpl_tf.evaluate import evaluate
+from mpl_tf.evaluate import Evaluator
 from mpl_tf.training import checkpoint as ckpt_lib
 from mpl_tf.training.preemption import Preempted, PreemptionWatcher
 
@@ -93,6 +93,7 @@ class Loop:
         self.start_step = None
         self._writer = None
         self._last_logged = {}  # the newest logged training scalars
+        self._evaluators = {}   # id(network) -> Evaluator
 
     @property
     def writer(self):
@@ -132,9 +133,10 @@ class Loop:
         return out
 
     def _evaluate(self, network, split_name):
-        return evaluate(self.strategy, network,
-                        getattr(self.source, split_name),
-                        self.params.eval_batch_size)
+        if id(network) not in self._evaluators:
+            self._evaluators[id(network)] = Evaluator(self.strategy, network)
+        return self._evaluators[id(network)](getattr(self.source, split_name),
+                                             self.params.eval_batch_size)
 
     def _teacher(self):
         """MPL's teacher, evaluated beside the deployed student."""
