@@ -24,7 +24,8 @@ setuptools.setup(
                              # tests/test_notebook.py runs the Colab notebook
                              "nbclient>=0.7", "nbformat>=5.7",
                              "ipykernel>=6"],
-                    # benchmarks/accuracy.py draws its plot with it
-                    "bench": ["matplotlib>=3.7"]},
+                    # benchmarks/accuracy.py draws its plot with it;
+                    # animal-mnist ships the Animal-Shape images
+                    "bench": ["matplotlib>=3.7", "animal-mnist==0.4"]},
     entry_points={"console_scripts": ["mpl_tf=mpl_tf.main:run_cli"]},
 )

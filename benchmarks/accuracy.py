@@ -1,8 +1,13 @@
-"""Test accuracy of supervised, UDA and MPL variants on the bundled digits.
+"""Test accuracy of supervised, UDA and MPL variants on a bundled data set.
 
     python benchmarks/accuracy.py                       # all methods, 3 seeds
     python benchmarks/accuracy.py --methods=mpl_taylor,mpl_exact_soft
     python benchmarks/accuracy.py --quick               # smoke test (CI)
+    python benchmarks/accuracy.py --data=animal_shapes --labels=100 --steps=3000
+
+--data: `digits` (scikit-learn's 8x8 digits, 1,197 training images) or
+`animal_shapes` (Animal-Shape, 28x28 silhouettes, 8,000 training images;
+`pip install -e '.[bench]'` installs it).
 
 Every method trains with the same step budget (--steps) from the project's
 flagfiles (flags/digits_50*.cfg), one subprocess per (method, seed), into
@@ -23,24 +28,26 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# method -> (flagfile, extra flags). {n} = number of labels.
+# method -> (flagfile, extra flags). {data} = the dataset, {n} = number of
+# labels, {all} = the size of its training pool.
 METHODS = {
-    "supervised": ("digits_50.cfg", ["--dataset_name=digits_{n}"]),
-    "uda": ("digits_50_uda.cfg", ["--dataset_name=digits_{n}_uda"]),
-    "mpl_taylor": ("digits_50_mpl.cfg", ["--dataset_name=digits_{n}_mpl"]),
+    "supervised": ("digits_50.cfg", ["--dataset_name={data}_{n}"]),
+    "uda": ("digits_50_uda.cfg", ["--dataset_name={data}_{n}_uda"]),
+    "mpl_taylor": ("digits_50_mpl.cfg", ["--dataset_name={data}_{n}_mpl"]),
     "mpl_exact_soft": ("digits_50_mpl.cfg", [
-        "--dataset_name=digits_{n}_mpl", "--mpl_feedback=exact",
+        "--dataset_name={data}_{n}_mpl", "--mpl_feedback=exact",
         "--mpl_label=soft"]),
     "mpl_exact_sample": ("digits_50_mpl.cfg", [
-        "--dataset_name=digits_{n}_mpl", "--mpl_feedback=exact",
+        "--dataset_name={data}_{n}_mpl", "--mpl_feedback=exact",
         "--mpl_label=sample"]),
     "mpl_finetune": ("digits_50_mpl.cfg", [
-        "--dataset_name=digits_{n}_mpl", "--finetune_steps={finetune}"]),
+        "--dataset_name={data}_{n}_mpl", "--finetune_steps={finetune}"]),
     "supervised_all_labels": ("digits_50.cfg",
-                              ["--dataset_name=digits_1197"]),
+                              ["--dataset_name={data}_{all}"]),
 }
 DEFAULT_METHODS = ("supervised,uda,mpl_taylor,mpl_exact_soft,mpl_finetune,"
                    "supervised_all_labels")
+POOL_SIZE = {"digits": 1197, "animal_shapes": 8000}
 QUICK_FLAGS = ["--model_type=cnn-tiny", "--image_size=12",
                "--train_batch_size=8", "--uda_data=2",
                "--mpl_student_lr_wait_steps=0", "--eval_batch_size=600"]
@@ -51,7 +58,8 @@ def run_one(method, seed, args):
     out = os.path.join(args.out, method, f"seed{seed}")
     cmd = [sys.executable, "-m", "mpl_tf.main",
            f"--flagfile={os.path.join(REPO, 'flags', flagfile)}",
-           *[e.format(n=args.labels, finetune=args.finetune_steps)
+           *[e.format(data=args.data, n=args.labels, all=POOL_SIZE[args.data],
+                      finetune=args.finetune_steps)
              for e in extra],
            f"--seed={seed}", f"--output_dir={out}", "--reset_output_dir",
            f"--num_train_steps={args.steps}",
@@ -66,28 +74,37 @@ def run_one(method, seed, args):
     if proc.returncode:
         raise RuntimeError(f"{method} seed {seed} failed:\n{proc.stderr[-3000:]}")
     with open(os.path.join(out, "eval_history.jsonl"), encoding="utf-8") as f:
-        curve = [(r["step"], r["test"]["top1"]) for r in map(json.loads, f)]
+        records = [json.loads(line) for line in f]
+    curve = [(r["step"], r["test"]["top1"]) for r in records]
     final = curve[-1][1]
+    # MPL: its teacher, evaluated at the same checkpoint.
+    teacher = records[-1].get("teacher", {}).get("test", {}).get("top1")
     ft_history = os.path.join(out, "finetune", "eval_history.jsonl")
     if os.path.exists(ft_history):  # MPL + finetune: the finetuned student
         with open(ft_history, encoding="utf-8") as f:
             final = [json.loads(l) for l in f][-1]["test"]["top1"]
-    return {"curve": curve, "final": final, "seconds": time.time() - t0}
+    return {"curve": curve, "final": final, "teacher": teacher,
+            "seconds": time.time() - t0}
 
 
 def table(results, args):
     extra = f", flags {' '.join(args.flag)}" if args.flag else ""
-    lines = [f"digits, {args.labels} labels, {args.steps} steps, seeds "
-             f"{args.seeds}{extra}; test top-1 (%) of the deployed network", "",
-             "| method | mean | std | per seed | minutes per run |",
-             "|---|---|---|---|---|"]
+    lines = [f"{args.data}, {args.labels} labels, {args.steps} steps, seeds "
+             f"{args.seeds}{extra}; test top-1 (%) of the deployed network "
+             "(MPL: the EMA student; its teacher beside it)", "",
+             "| method | mean | std | per seed | MPL teacher, mean "
+             "| minutes per run |",
+             "|---|---|---|---|---|---|"]
     for method, runs in results.items():
         finals = [100 * r["final"] for r in runs]
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0
         minutes = statistics.mean(r["seconds"] for r in runs) / 60
+        teachers = [100 * r["teacher"] for r in runs
+                    if r.get("teacher") is not None]
+        teacher = f"{statistics.mean(teachers):.2f}" if teachers else "—"
         lines.append(f"| {method} | {statistics.mean(finals):.2f} | "
                      f"{std:.2f} | {', '.join(f'{x:.2f}' for x in finals)} | "
-                     f"{minutes:.1f} |")
+                     f"{teacher} | {minutes:.1f} |")
     return "\n".join(lines)
 
 
@@ -117,6 +134,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=DEFAULT_METHODS)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--data", default="digits", choices=sorted(POOL_SIZE))
     parser.add_argument("--labels", type=int, default=50)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--evals", type=int, default=4,

@@ -1,11 +1,8 @@
 """scikit-learn's bundled 8x8 digits as an offline semi-supervised benchmark.
 
-1,797 images. A fixed, class-balanced test split of 600 images (60 per class,
-chosen once with a seed that `--seed` does not touch) is never trained on.
-From the other 1,197, `--seed` sets aside `num_val` class-balanced validation
-images, then picks a class-balanced labeled split of N from the rest. The
-unlabeled pool is the rest of the 1,197 (labels dropped), with the labeled
-images in it too unless `labeled_in_unlabeled` is false.
+1,797 images. A fixed, class-balanced test split of 600 images (60 per class)
+is never trained on; the other 1,197 are the training pool, split as
+`arrays.py` describes.
 
 The 0..16 grey levels are scaled to 0..255, the images resized (bilinear) to
 `image_size` (16 by default) and repeated to three channels, which keras-cv's
@@ -15,8 +12,7 @@ RandAugment needs. Digits are not mirror-symmetric: no horizontal flips.
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.data import splits
-from mpl_tf.data.source import Source, Split
+from mpl_tf.data.arrays import arrays_source
 
 NUM_CLASSES = 10
 DEFAULT_IMAGE_SIZE = 16
@@ -40,32 +36,8 @@ def _images(image_size):
 def load(num_labeled, seed, image_size=DEFAULT_IMAGE_SIZE, num_val=0,
          labeled_in_unlabeled=True):
     images, labels = _images(image_size)
-    test_idx = splits.class_balanced_indices(labels, TEST_SIZE,
-                                             _TEST_SPLIT_SEED)
-    pool = splits.complement(test_idx, len(labels))
-    parts = splits.partition(labels[pool], num_labeled, num_val, seed,
-                             labeled_in_unlabeled)
-    labeled_idx, unlabeled_idx, val_idx = (
-        pool[parts[k]] for k in ("labeled", "unlabeled", "val"))
-    train_pixels = images[pool].astype(np.float64)
-    mean = tuple(float(m) for m in train_pixels.mean(axis=(0, 1, 2)))
-    std = tuple(float(s) for s in train_pixels.std(axis=(0, 1, 2)))
-    return Source(
-        name="digits",
-        num_classes=NUM_CLASSES,
-        image_size=image_size,
-        channels=3,
-        mean=mean,
-        std=std,
-        labeled=Split(images[labeled_idx], labels[labeled_idx]),
-        unlabeled=Split(images[unlabeled_idx], labels[unlabeled_idx]),
-        test=Split(images[test_idx], labels[test_idx]),
-        val=Split(images[val_idx], labels[val_idx]) if num_val else None,
-        hflip=False,
-        fill=0.0,
-        cutout_fraction=0.25,
-        split_indices={"labeled": labeled_idx.tolist(),
-                       "unlabeled": unlabeled_idx.tolist(),
-                       "val": val_idx.tolist(),
-                       "test": test_idx.tolist()},
-    )
+    return arrays_source(
+        "digits", images, labels, NUM_CLASSES, TEST_SIZE, _TEST_SPLIT_SEED,
+        num_labeled, seed, num_val=num_val,
+        labeled_in_unlabeled=labeled_in_unlabeled,
+        hflip=False, fill=0.0, cutout_fraction=0.25)

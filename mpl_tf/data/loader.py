@@ -51,6 +51,12 @@ def load_source(params):
         source = digits.load(name.num_labeled, params.seed, size,
                              num_val=params.num_val,
                              labeled_in_unlabeled=params.labeled_in_unlabeled)
+    elif name.source == "animal_shapes":
+        from mpl_tf.data import animal_shapes
+
+        source = animal_shapes.load(
+            name.num_labeled, params.seed, num_val=params.num_val,
+            labeled_in_unlabeled=params.labeled_in_unlabeled)
     elif name.source == "image_folder":
         from mpl_tf.data import folder
 

@@ -16,12 +16,13 @@ from mpl_tf.errors import ConfigError
 MODES = ("supervised", "uda", "mpl")
 _SUFFIX = {None: "supervised", "uda": "uda", "mpl": "mpl"}
 _PATTERN = re.compile(
-    r"^(?P<source>digits|cifar10|cifar100|svhn|imagenet)"
+    r"^(?P<source>digits|animal_shapes|cifar10|cifar100|svhn|imagenet)"
     r"_(?P<labels>\d+|10_percent)(?:_(?P<mode>mpl|uda))?$")
 _FOLDER_PATTERN = re.compile(
     r"^image_folder(?:_(?P<labels>\d+))?(?:_(?P<mode>mpl|uda))?$")
 
-VALID_FORMS = ("digits_<N>[_uda|_mpl]", "cifar10_<N>[_uda|_mpl]",
+VALID_FORMS = ("digits_<N>[_uda|_mpl]", "animal_shapes_<N>[_uda|_mpl]",
+               "cifar10_<N>[_uda|_mpl]",
                "cifar100_<N>[_uda|_mpl]", "svhn_<N>[_uda|_mpl]",
                "imagenet_10_percent[_uda|_mpl]", "imagenet_<N>[_uda|_mpl]",
                "image_folder[_<N>][_uda|_mpl]")
