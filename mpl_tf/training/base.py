@@ -1,6 +1,6 @@
 """What every train step shares: global-batch bookkeeping, the gradient path
-(all-reduce -> weight decay -> global-norm clip -> non-finite guard ->
-optimizer), EMA of the deployed network, and checkpointable state.
+(all-reduce -> weight decay -> global-norm clip -> optimizer), the undo of
+a non-finite step, EMA of the deployed network, and checkpointable state.
 
 Subclasses (supervised, UDA, MPL) implement `compute_step(batch)`; the
 shared `train_step` wraps it so that a step whose losses, gradients or
