@@ -12,7 +12,6 @@ class Evaluator:
 
     def __init__(self, strategy, network):
         self.strategy = strategy
-        self.network = network
         k = min(5, network.output_shape[-1])
 
         def replica_fn(images, labels):
@@ -43,8 +42,3 @@ class Evaluator:
         count = max(count, 1.0)
         return {"top1": top1 / count, "top5": top5 / count,
                 "loss": loss / count, "count": int(count)}
-
-
-def evaluate(strategy, network, split, batch_size):
-    """Returns {"top1", "top5", "loss", "count"} over the whole split."""
-    return Evaluator(strategy, network)(split, batch_size)
