@@ -10,6 +10,49 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 
+
+class StepsParser(flags.ArgumentParser):
+    """A step count: an integer (`500`) or a share of --num_train_steps
+    (`10%`), so a schedule keeps its shape when the budget changes."""
+
+    syntactic_help = "an integer, or a percentage of --num_train_steps"
+
+    def parse(self, argument):
+        if isinstance(argument, int):
+            value = argument
+        else:
+            text = str(argument).strip()
+            try:
+                if text.endswith("%"):
+                    share = float(text[:-1])
+                    if not 0.0 <= share <= 100.0:
+                        raise ValueError
+                    return text
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"{argument!r} is not a step count: give an "
+                                 "integer like 500 or a percentage of "
+                                 "--num_train_steps like 10%") from None
+        if value < 0:
+            raise ValueError(f"{value} is negative: give an integer >= 0 or "
+                             "a percentage of --num_train_steps like 10%")
+        return value
+
+    def flag_type(self):
+        return "steps"
+
+
+def steps_share(value, num_train_steps):
+    """A StepsParser value as a step count: `10%` of 2000 is 200."""
+    if isinstance(value, str) and value.endswith("%"):
+        return int(round(float(value[:-1]) / 100.0 * num_train_steps))
+    return value
+
+
+def DEFINE_steps(name, default, help):  # pylint: disable=invalid-name,redefined-builtin
+    flags.DEFINE(StepsParser(), name, default, help,
+                 serializer=flags.ArgumentSerializer())
+
 # --- Run control (reference names) -------------------------------------------
 flags.DEFINE_string(
     "task_mode", None,
@@ -159,8 +202,8 @@ flags.DEFINE_float("dense_dropout_rate", 0.1,
 
 # --- Optimisation -------------------------------------------------------------
 flags.DEFINE_integer("num_train_steps", 10000, "Global steps to train.")
-flags.DEFINE_integer("num_warmup_steps", 0,
-                     "Supervised/UDA: linear learning-rate warm-up steps.")
+DEFINE_steps("num_warmup_steps", 0,
+             "Supervised/UDA: linear learning-rate warm-up steps.")
 flags.DEFINE_integer("num_decay_steps", 750,
                      "lr_decay_type=exponential: steps per decay by "
                      "lr_decay_rate.")
@@ -197,8 +240,8 @@ flags.DEFINE_boolean(
 # --- UDA (reference names) ----------------------------------------------------
 flags.DEFINE_integer("uda_data", 4,
                      "Unlabeled images per labeled image in a step (mu).")
-flags.DEFINE_integer("uda_steps", 10000,
-                     "Steps over which the UDA weight ramps up linearly.")
+DEFINE_steps("uda_steps", 10000,
+             "Steps over which the UDA weight ramps up linearly.")
 flags.DEFINE_float("uda_temp", 0.75,
                    "Temperature of the teacher's target on the weak view.")
 flags.DEFINE_float("uda_weight", 1.0, "Final weight of the UDA loss.")
@@ -210,14 +253,14 @@ flags.DEFINE_float(
 # --- MPL (reference names) ----------------------------------------------------
 flags.DEFINE_float("mpl_student_lr", 0.1,
                    "Student learning rate per 256 labeled images.")
-flags.DEFINE_integer("mpl_student_lr_wait_steps", 500,
-                     "Steps with student lr 0 before its warm-up.")
-flags.DEFINE_integer("mpl_student_lr_warmup_steps", 5000,
-                     "Student learning-rate warm-up steps.")
+DEFINE_steps("mpl_student_lr_wait_steps", 500,
+             "Steps with student lr 0 before its warm-up.")
+DEFINE_steps("mpl_student_lr_warmup_steps", 5000,
+             "Student learning-rate warm-up steps.")
 flags.DEFINE_float("mpl_teacher_lr", 0.1,
                    "Teacher learning rate per 256 labeled images.")
-flags.DEFINE_integer("mpl_teacher_lr_warmup_steps", 5000,
-                     "Teacher learning-rate warm-up steps.")
+DEFINE_steps("mpl_teacher_lr_warmup_steps", 5000,
+             "Teacher learning-rate warm-up steps.")
 flags.DEFINE_string(
     "mpl_feedback", "taylor",
     "taylor: the paper's first-order feedback h = CE_old - CE_new times the "
@@ -225,9 +268,15 @@ flags.DEFINE_string(
     "post-update labeled loss through its (virtual SGD) update.")
 flags.DEFINE_string(
     "mpl_label", "hard",
-    "Pseudo labels from the teacher's strong view: hard (argmax), sample (a "
-    "draw from its distribution), soft (the distribution itself; needs "
-    "--mpl_feedback=exact).")
+    "Pseudo labels from the teacher's logits (on the view --mpl_label_view "
+    "names): hard (argmax), sample (a draw from its distribution), soft (the "
+    "distribution itself; needs --mpl_feedback=exact).")
+flags.DEFINE_string(
+    "mpl_label_view", "strong",
+    "The teacher's view of an unlabeled image that labels the student's "
+    "strong view: strong (the same image the student sees, as the reference "
+    "does) or weak (the flip-and-crop view, as UDA's consistency target; "
+    "the label is then less damaged by the strong augmentation).")
 flags.DEFINE_bool(
     "mpl_low_memory", False,
     "Taylor feedback only: run the teacher's forward pass twice, once "

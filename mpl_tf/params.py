@@ -14,6 +14,7 @@ LR_DECAY_TYPES = ("cosine", "exponential", "constant")
 OPTIM_TYPES = ("momentum", "sgd")
 MPL_FEEDBACKS = ("taylor", "exact")
 MPL_LABELS = ("hard", "sample", "soft")
+MPL_LABEL_VIEWS = ("strong", "weak")
 MPL_FEEDBACK_PAIRINGS = ("paired", "reference")
 
 
@@ -76,11 +77,19 @@ def _in_unit(params, name, high_open=True):
                           f"[0, {top}")
 
 
+# Step counts that may be given as a share of --num_train_steps ("10%").
+SCHEDULE_STEPS = ("num_warmup_steps", "uda_steps", "mpl_student_lr_wait_steps",
+                  "mpl_student_lr_warmup_steps", "mpl_teacher_lr_warmup_steps")
+
+
 def validate(params):
     """Raise ConfigError (one line, naming the flag) for any invalid value."""
     if params.task_mode is None:
         params.task_mode = "train"
     _choice(params, "task_mode", TASK_MODES)
+    for name in SCHEDULE_STEPS:  # "10%" -> 10 % of --num_train_steps
+        setattr(params, name, mpl_flags.steps_share(getattr(params, name),
+                                                    params.num_train_steps))
     if not params.dataset_name:
         raise ConfigError("--dataset_name is required, e.g. "
                           "--dataset_name=digits_50_mpl")
@@ -93,6 +102,7 @@ def validate(params):
     _choice(params, "optim_type", OPTIM_TYPES)
     _choice(params, "mpl_feedback", MPL_FEEDBACKS)
     _choice(params, "mpl_label", MPL_LABELS)
+    _choice(params, "mpl_label_view", MPL_LABEL_VIEWS)
     _choice(params, "mpl_feedback_pairing", MPL_FEEDBACK_PAIRINGS)
     if params.mpl_label == "soft" and params.mpl_feedback != "exact":
         raise ConfigError(

@@ -24,7 +24,8 @@ def step_config(params):
         uda_temp=params.uda_temp, uda_threshold=params.uda_threshold,
         uda_weight=params.uda_weight, uda_steps=params.uda_steps,
         ema_decay=params.ema_decay,
-        mpl_label=params.mpl_label, mpl_feedback=params.mpl_feedback,
+        mpl_label=params.mpl_label,
+        mpl_label_view=params.mpl_label_view, mpl_feedback=params.mpl_feedback,
         mpl_baseline_decay=params.mpl_baseline_decay,
         mpl_low_memory=params.mpl_low_memory,
         mpl_feedback_pairing=params.mpl_feedback_pairing, seed=params.seed)

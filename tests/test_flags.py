@@ -99,3 +99,27 @@ def test_cli_error_is_one_line_with_status_2(tmp_path):
     assert last.startswith("mpl_tf: error: --train_batch_size=7 is not "
                            "divisible by the 2 replicas"), last
     assert not os.path.exists(tmp_path / "o")
+
+
+@flagsaver.flagsaver
+def test_schedule_steps_as_a_share_of_the_budget():
+    FLAGS(["mpl_tf", "--dataset_name=digits_50_mpl", "--output_dir=/tmp/o",
+           "--num_train_steps=2000", "--mpl_student_lr_wait_steps=10%",
+           "--uda_steps=25%", "--mpl_teacher_lr_warmup_steps=2.5%",
+           "--mpl_student_lr_warmup_steps=300", "--num_warmup_steps=0%"])
+    p = params.validate(params.from_flags())
+    assert (p.mpl_student_lr_wait_steps, p.uda_steps,
+            p.mpl_teacher_lr_warmup_steps, p.mpl_student_lr_warmup_steps,
+            p.num_warmup_steps) == (200, 500, 50, 300, 0)
+    p = params.validate(params.defaults(
+        dataset_name="digits_50_mpl", output_dir="/tmp/o",
+        num_train_steps=800, uda_steps="50%"))
+    assert p.uda_steps == 400
+
+
+@pytest.mark.parametrize("value", ["abc", "-3", "120%", "10.5"])
+@flagsaver.flagsaver
+def test_a_bad_step_count_names_the_flag(value):
+    with pytest.raises(flags.IllegalFlagValueError,
+                       match=f"--uda_steps={value}: .* give an integer"):
+        FLAGS(["mpl_tf", f"--uda_steps={value}"])

@@ -12,7 +12,7 @@ from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 
 
-def _trainer(low_memory, label):
+def _trainer(low_memory, label, view="strong"):
     # Heavy dropout: a labeling pass with another dropout mask than the
     # taped pass would give other pseudo labels and another student.
     cfg = registry.ModelConfig("cnn-tiny", 10, 12, dense_dropout_rate=0.7)
@@ -20,7 +20,7 @@ def _trainer(low_memory, label):
     teacher, student = registry.build(cfg, "teacher"), registry.build(cfg, "student")
     step = StepConfig(label_smoothing=0.1,
                       weight_decay=1e-3, uda_weight=2.0, uda_threshold=0.0,
-                      ema_decay=0.9, mpl_label=label,
+                      ema_decay=0.9, mpl_label=label, mpl_label_view=view,
                       mpl_low_memory=low_memory, seed=5)
     trainer = MPLModel(step, teacher, student,
                        make_optimizer(0.3, "momentum", "t"),
@@ -35,13 +35,14 @@ def _state(trainer):
             ] + [trainer.baseline.numpy()]
 
 
-@pytest.mark.parametrize("label", ["hard", "sample"])
-def test_low_memory_step_equals_the_default_step(label):
+@pytest.mark.parametrize("label,view", [("hard", "strong"),
+                                        ("sample", "strong"), ("hard", "weak")])
+def test_low_memory_step_equals_the_default_step(label, view):
     rng = np.random.default_rng(0)
     img = lambda n: rng.uniform(0, 255, (n, 12, 12, 3)).astype(np.float32)
     batches = [{"l_images": img(4), "l_labels": rng.integers(0, 10, 4, np.int32),
                 "u_weak": img(12), "u_strong": img(12)} for _ in range(3)]
-    default, low = _trainer(False, label), _trainer(True, label)
+    default, low = _trainer(False, label, view), _trainer(True, label, view)
     start = _state(default)
     for batch in batches:
         metrics = [t.train_step(batch) for t in (default, low)]

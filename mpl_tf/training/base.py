@@ -30,6 +30,10 @@ class StepConfig:
     uda_steps: int = 10000
     ema_decay: float = 0.0
     mpl_label: str = "hard"
+    # Which of the teacher's views of an unlabeled image gives the student's
+    # label: "strong" (the reference: the view the student trains on) or
+    # "weak" (the teacher's prediction on the lightly augmented view).
+    mpl_label_view: str = "strong"
     mpl_feedback: str = "taylor"
     mpl_baseline_decay: float = 0.99
     mpl_low_memory: bool = False

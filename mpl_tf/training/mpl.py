@@ -2,7 +2,8 @@
 
 1. Teacher forward on [x_l, x_w, x_s]: L_sup + lambda(t) * L_uda.
 2. Pseudo labels y^ from the teacher's strong-view logits z_s (argmax, or a
-   sample with --mpl_label=sample).
+   sample with --mpl_label=sample); with --mpl_label_view=weak from its
+   weak-view logits z_w instead (z below is whichever labels).
 3. Student forward on [x_s, x_l]: L_S = CE_eps(y^, s_u). Student update with
    its own optimizer, then its EMA.
 4. The feedback h = CE_old - CE_new: the student's labeled loss on x_l before
@@ -14,7 +15,7 @@
    code does, which puts batch-norm and dropout noise into h.)
 5. h is summed over replicas, baseline b <- d*b + (1-d)*h, h~ = h - b.
    Positive h~ means learning y^ lowered the student's labeled loss.
-6. Teacher loss L_sup + lambda L_uda + h~ * CE(y^, z_s): gradient descent on
+6. Teacher loss L_sup + lambda L_uda + h~ * CE(y^, z): gradient descent on
    it makes a helpful label more likely. (The reference multiplies by
    CE(softmax(z), z) of the same logits, whose gradient is zero, and uses
    the opposite sign.)
@@ -64,7 +65,7 @@ def call_discarding_state(network, images, non_trainable=None):
 
 
 def pseudo_labels(z_s, mode, seed=None):
-    """Integer pseudo labels from the teacher's strong-view logits.
+    """Integer pseudo labels from the teacher's logits on the labeling view.
 
     `hard`: the argmax. `sample`: a draw, stateless from `seed` (e.g. (run
     seed, step, replica)), so a resumed run draws the same labels.
@@ -77,6 +78,15 @@ def pseudo_labels(z_s, mode, seed=None):
         return tf.argmax(z_s, axis=-1, output_type=tf.int32)
     raise ValueError(f"pseudo-label mode {mode!r}: expected 'hard' or "
                      "'sample' (soft labels need --mpl_feedback=exact)")
+
+
+def label_logits(t, view):
+    """The teacher's logits that label the student's images: on the strong
+    view (`z_s`, the reference) or on the weak view (`z_w`)."""
+    if view not in ("strong", "weak"):
+        raise ValueError(f"mpl_label_view={view!r}: expected 'strong' or "
+                         "'weak'")
+    return t["z_s"] if view == "strong" else t["z_w"]
 
 
 def _loss_dtype(network):
@@ -152,13 +162,14 @@ class MPLModel(TrainerModel):
 
     def _teacher_pass(self, batch, seed, labels=None):
         """Taped teacher forward: its losses, the pseudo labels (unless
-        given) and the MPL term CE(y^, z_s) over the global unlabeled batch,
+        given) and the MPL term CE(y^, z) over the global unlabeled batch,
         which h~ scales."""
         with tf.GradientTape() as tape:
             t = teacher_losses(self.teacher, batch, self.cfg, self.global_step)
+            z = label_logits(t, self.cfg.mpl_label_view)
             if labels is None:
-                labels = pseudo_labels(t["z_s"], self.cfg.mpl_label, seed)
-            t_mpl = losses.labeled_ce(labels, t["z_s"], t["global_u"])
+                labels = pseudo_labels(z, self.cfg.mpl_label, seed)
+            t_mpl = losses.labeled_ce(labels, z, t["global_u"])
         return tape, t, labels, t_mpl
 
     def _taylor_step(self, batch):
@@ -173,8 +184,10 @@ class MPLModel(TrainerModel):
             # and dropout seed, so it gives the same logits and labels.
             logits = call_discarding_state(self.teacher,
                                            teacher_images(batch))
-            z_s = logits[-tf.shape(batch["u_strong"])[0]:]
-            labels = pseudo_labels(z_s, cfg.mpl_label, seed)
+            b, u = tf.shape(batch["l_images"])[0], tf.shape(batch["u_weak"])[0]
+            _, z_w, z_s = tf.split(logits, [b, u, u], axis=0)
+            z = label_logits({"z_w": z_w, "z_s": z_s}, cfg.mpl_label_view)
+            labels = pseudo_labels(z, cfg.mpl_label, seed)
             student = self._student_update(batch, labels, step)
             # Graph execution follows data, not program order: without this
             # the taped pass could run beside the student's step.
@@ -238,7 +251,7 @@ class MPLModel(TrainerModel):
         soft labels: the pathwise meta-gradient d CE(y_l, S(x_l; theta'))/d phi.
         hard/sample labels: an argmax or a draw has no pathwise gradient
         (it is exactly zero), so the teacher gets the score-function term
-        h~ * grad CE(y^, z_s), with h = CE_old - CE(y_l, S(x_l; theta')),
+        h~ * grad CE(y^, z), with h = CE_old - CE(y_l, S(x_l; theta')),
         the labeled loss after the exact virtual step.
         """
         cfg = self.cfg
@@ -249,16 +262,15 @@ class MPLModel(TrainerModel):
 
         with tf.GradientTape() as t_tape:
             t = teacher_losses(self.teacher, batch, cfg, step)
-            z_s = losses.as_loss_dtype(t["z_s"])
+            z = losses.as_loss_dtype(label_logits(t, cfg.mpl_label_view))
             if soft:
-                targets = tf.nn.softmax(z_s, axis=-1)
-                labels = tf.argmax(z_s, -1, output_type=tf.int32)
+                targets = tf.nn.softmax(z, axis=-1)
+                labels = tf.argmax(z, -1, output_type=tf.int32)
             else:
-                labels = pseudo_labels(z_s, cfg.mpl_label,
+                labels = pseudo_labels(z, cfg.mpl_label,
                                        self._sample_seed(step))
-                targets = tf.one_hot(labels, tf.shape(z_s)[-1],
-                                     dtype=z_s.dtype)
-                t_mpl = losses.labeled_ce(labels, z_s, t["global_u"])
+                targets = tf.one_hot(labels, tf.shape(z)[-1], dtype=z.dtype)
+                t_mpl = losses.labeled_ce(labels, z, t["global_u"])
             virtual = meta_gradient.virtual_step(
                 self, losses.smooth(targets, cfg.label_smoothing), x_s, x_l,
                 y_l, s_lr, t["global_u"], t["global_b"])
