@@ -10,7 +10,8 @@
 `pip install -e '.[bench]'` installs it).
 
 Every method trains with the same step budget (--steps) from the project's
-flagfiles (flags/digits_50*.cfg), one subprocess per (method, seed), into
+flagfiles (--recipe: flags/digits_50*.cfg, or flags/image_folder*.cfg, the
+recipe for your own images), one subprocess per (method, seed), into
 <out>/<method>/seed<k>. Reported: mean +- std (over seeds) of the final test
 top-1 of the deployed network (the EMA student for MPL); the curves of test
 accuracy against steps come from each run's eval_history.jsonl. Writes
@@ -31,18 +32,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # method -> (flagfile, extra flags). {data} = the dataset, {n} = number of
 # labels, {all} = the size of its training pool.
 METHODS = {
-    "supervised": ("digits_50.cfg", ["--dataset_name={data}_{n}"]),
-    "uda": ("digits_50_uda.cfg", ["--dataset_name={data}_{n}_uda"]),
-    "mpl_taylor": ("digits_50_mpl.cfg", ["--dataset_name={data}_{n}_mpl"]),
-    "mpl_exact_soft": ("digits_50_mpl.cfg", [
+    "supervised": ("{recipe}.cfg", ["--dataset_name={data}_{n}"]),
+    "uda": ("{recipe}_uda.cfg", ["--dataset_name={data}_{n}_uda"]),
+    "mpl_taylor": ("{recipe}_mpl.cfg", ["--dataset_name={data}_{n}_mpl"]),
+    "mpl_exact_soft": ("{recipe}_mpl.cfg", [
         "--dataset_name={data}_{n}_mpl", "--mpl_feedback=exact",
         "--mpl_label=soft"]),
-    "mpl_exact_sample": ("digits_50_mpl.cfg", [
+    "mpl_exact_sample": ("{recipe}_mpl.cfg", [
         "--dataset_name={data}_{n}_mpl", "--mpl_feedback=exact",
         "--mpl_label=sample"]),
-    "mpl_finetune": ("digits_50_mpl.cfg", [
+    "mpl_finetune": ("{recipe}_mpl.cfg", [
         "--dataset_name={data}_{n}_mpl", "--finetune_steps={finetune}"]),
-    "supervised_all_labels": ("digits_50.cfg",
+    "supervised_all_labels": ("{recipe}.cfg",
                               ["--dataset_name={data}_{all}"]),
 }
 DEFAULT_METHODS = ("supervised,uda,mpl_taylor,mpl_exact_soft,mpl_finetune,"
@@ -56,6 +57,7 @@ QUICK_FLAGS = ["--model_type=cnn-tiny", "--image_size=12",
 def run_one(method, seed, args):
     flagfile, extra = METHODS[method]
     out = os.path.join(args.out, method, f"seed{seed}")
+    flagfile = flagfile.format(recipe=args.recipe)
     cmd = [sys.executable, "-m", "mpl_tf.main",
            f"--flagfile={os.path.join(REPO, 'flags', flagfile)}",
            *[e.format(data=args.data, n=args.labels, all=POOL_SIZE[args.data],
@@ -76,7 +78,7 @@ def run_one(method, seed, args):
     with open(os.path.join(out, "eval_history.jsonl"), encoding="utf-8") as f:
         records = [json.loads(line) for line in f]
     curve = [(r["step"], r["test"]["top1"]) for r in records]
-    final = curve[-1][1]
+    final = before_finetune = curve[-1][1]
     # MPL: its teacher, evaluated at the same checkpoint.
     teacher = records[-1].get("teacher", {}).get("test", {}).get("top1")
     ft_history = os.path.join(out, "finetune", "eval_history.jsonl")
@@ -84,17 +86,18 @@ def run_one(method, seed, args):
         with open(ft_history, encoding="utf-8") as f:
             final = [json.loads(l) for l in f][-1]["test"]["top1"]
     return {"curve": curve, "final": final, "teacher": teacher,
-            "seconds": time.time() - t0}
+            "before_finetune": before_finetune, "seconds": time.time() - t0}
 
 
 def table(results, args):
     extra = f", flags {' '.join(args.flag)}" if args.flag else ""
-    lines = [f"{args.data}, {args.labels} labels, {args.steps} steps, seeds "
+    lines = [f"{args.data}, {args.labels} labels, recipe flags/{args.recipe}"
+             f"*.cfg, {args.steps} steps, seeds "
              f"{args.seeds}{extra}; test top-1 (%) of the deployed network "
              "(MPL: the EMA student; its teacher beside it)", "",
              "| method | mean | std | per seed | MPL teacher, mean "
-             "| minutes per run |",
-             "|---|---|---|---|---|---|"]
+             "| before finetune, mean | minutes per run |",
+             "|---|---|---|---|---|---|---|"]
     for method, runs in results.items():
         finals = [100 * r["final"] for r in runs]
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0
@@ -102,9 +105,12 @@ def table(results, args):
         teachers = [100 * r["teacher"] for r in runs
                     if r.get("teacher") is not None]
         teacher = f"{statistics.mean(teachers):.2f}" if teachers else "—"
+        before = [100 * r["before_finetune"] for r in runs]
+        before = (f"{statistics.mean(before):.2f}" if before != finals
+                  else "—")
         lines.append(f"| {method} | {statistics.mean(finals):.2f} | "
                      f"{std:.2f} | {', '.join(f'{x:.2f}' for x in finals)} | "
-                     f"{teacher} | {minutes:.1f} |")
+                     f"{teacher} | {before} | {minutes:.1f} |")
     return "\n".join(lines)
 
 
@@ -136,6 +142,10 @@ def main():
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--data", default="digits", choices=sorted(POOL_SIZE))
     parser.add_argument("--labels", type=int, default=50)
+    parser.add_argument(
+        "--recipe", default="digits_50", choices=["digits_50", "image_folder"],
+        help="the flagfile family: flags/<recipe>.cfg (supervised), "
+             "<recipe>_uda.cfg, <recipe>_mpl.cfg")
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--evals", type=int, default=4,
                         help="evaluations per run (points on the curve)")
