@@ -56,7 +56,9 @@ def DEFINE_steps(name, default, help):  # pylint: disable=invalid-name,redefined
 # --- Run control (reference names) -------------------------------------------
 flags.DEFINE_string(
     "task_mode", None,
-    "What to do: train | finetune | eval | export. Unset means train.")
+    "What to do: train | finetune | eval | export | label (store the "
+    "trained network's class distributions of the training images for "
+    "Reduced MPL). Unset means train.")
 flags.DEFINE_string(
     "dataset_name", None,
     "Data and training mode, e.g. digits_50_mpl. Suffix _mpl trains teacher "
@@ -292,6 +294,22 @@ flags.DEFINE_string(
     "does not move; one more forward pass on the labeled batch). reference: "
     "CE_old from the student's training pass on unlabeled + labeled images, "
     "as the published code does (its h carries batch-norm and dropout noise).")
+# --- Reduced MPL (MPL_SPEC section 7) ---------------------------------------------
+flags.DEFINE_string(
+    "teacher_labels", None,
+    "Reduced MPL: with an _mpl dataset, the large teacher's stored class "
+    "distributions (the teacher_labels/ directory --task_mode=label wrote "
+    "under the teacher's --output_dir, or that output_dir). A small reduced "
+    "teacher on them replaces the teacher network; the large teacher is "
+    "never built.")
+flags.DEFINE_integer(
+    "teacher_labels_top_k", 0,
+    "--task_mode=label: store the k largest probabilities per image instead "
+    "of the whole float16 distribution (for many classes); 0 stores all.")
+flags.DEFINE_integer(
+    "reduced_teacher_hidden", 128,
+    "Reduced MPL: hidden units of the reduced teacher, a residual MLP on the "
+    "large teacher's log-probabilities that starts as the identity.")
 flags.DEFINE_float("mpl_baseline_decay", 0.99,
                    "Decay of the moving baseline subtracted from the "
                    "feedback (ours; the reference hard-codes 0.99).")

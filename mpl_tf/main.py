@@ -6,6 +6,9 @@ task_mode finetune: the finetune stage alone, from the trained checkpoint.
 task_mode eval: evaluate the newest (or, with --eval_all_checkpoints, every)
   checkpoint on validation and test; write eval.json.
 task_mode export: export the newest checkpoint (or --load_checkpoint).
+task_mode label: store the newest checkpoint's class distributions of the
+  training images under output_dir/teacher_labels (for Reduced MPL's
+  --teacher_labels).
 
 Every check of flags, files and data runs before anything is written.
 """
@@ -139,6 +142,16 @@ class Run:
         distribute.check_batch_sizes(params, self.strategy)
         self.source = loader.load_source(params)
         check_output_dir(params, self.source)
+        self.teacher_probs = None
+        if params.teacher_labels and params.task_mode != "label":
+            from mpl_tf.data import teacher_labels  # pylint: disable=import-outside-toplevel
+            if self.source.streamed:
+                raise ConfigError(
+                    "--teacher_labels works with in-memory sources only for "
+                    f"now; --dataset_name={params.dataset_name} is streamed")
+            self.teacher_probs = teacher_labels.load(
+                params.teacher_labels,
+                teacher_labels.identity(params, self.source))
         if params.deterministic:
             tf.config.experimental.enable_op_determinism()
         if params.use_bfloat16:
@@ -150,7 +163,8 @@ class Run:
 
         p = self.params
         model = task.build_trainer(p, self.source, self.strategy)
-        return Loop(p, self.strategy, model, task.train_input(p, self.source),
+        return Loop(p, self.strategy, model,
+                    task.train_input(p, self.source, self.teacher_probs),
                     self.source, load_checkpoint=load_checkpoint)
 
     def finetune_loop(self, start_network):
@@ -271,8 +285,21 @@ def export_only(run):
     return {"export": path, "checkpoint": restored, "trainer": loop.model}
 
 
+def label(run):
+    from mpl_tf import labeling  # pylint: disable=import-outside-toplevel
+
+    loop, restored = run.restore_main()
+    directory, per_second = labeling.label(
+        run.params, run.source, loop.model.eval_network, restored,
+        loop.model.global_step.numpy())
+    print(f"stored the class distributions of {restored} in {directory} "
+          f"({per_second:.0f} images/s)")
+    return {"teacher_labels": directory, "images_per_second": per_second,
+            "checkpoint": restored}
+
+
 TASKS = {"train": train, "finetune": finetune, "eval": evaluate,
-         "export": export_only}
+         "export": export_only, "label": label}
 
 
 def run(params):

@@ -9,7 +9,7 @@ from mpl_tf.data import names
 from mpl_tf.errors import ConfigError
 from mpl_tf.models.registry import check_model_type
 
-TASK_MODES = ("train", "finetune", "eval", "export")
+TASK_MODES = ("train", "finetune", "eval", "export", "label")
 LR_DECAY_TYPES = ("cosine", "exponential", "constant")
 OPTIM_TYPES = ("momentum", "sgd")
 MPL_FEEDBACKS = ("taylor", "exact")
@@ -120,6 +120,16 @@ def validate(params):
                  "mpl_student_lr_warmup_steps", "mpl_teacher_lr_warmup_steps",
                  "num_decay_steps", "augment_magnitude", "num_val"):
         _at_least(params, name, 0)
+    if params.teacher_labels and params.task_mode != "label":
+        if params.mode != "mpl":
+            raise ConfigError(
+                f"--teacher_labels is for Reduced MPL: use it with an _mpl "
+                f"dataset, not --dataset_name={params.dataset_name}")
+        if params.mpl_low_memory:
+            raise ConfigError("--mpl_low_memory does nothing for Reduced MPL "
+                              "(--teacher_labels): its teacher is a small MLP")
+    _at_least(params, "teacher_labels_top_k", 0)
+    _at_least(params, "reduced_teacher_hidden", 1)
     for name in ("max_nonfinite_steps", "finetune_steps"):
         _at_least(params, name, 0)
     if params.deterministic and params.randaugment != "stateless":

@@ -9,10 +9,12 @@ import keras
 from mpl_tf.data import loader as data_lib
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.models import registry
+from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.schedules import WarmupDecay
 from mpl_tf.training.base import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
+from mpl_tf.training.reduced_mpl import ReducedMPLModel
 from mpl_tf.training.supervised import SupervisedModel
 from mpl_tf.training.uda import UDAModel
 
@@ -75,9 +77,15 @@ def build_trainer(params, source, strategy):
     with strategy.scope():
         keras.utils.set_random_seed(params.seed)
         if mode == "mpl":
-            teacher = registry.build(mcfg, "teacher")
+            if params.teacher_labels:  # Reduced MPL: no large teacher here
+                teacher = build_reduced_teacher(source.num_classes,
+                                                params.reduced_teacher_hidden)
+                cls = ReducedMPLModel
+            else:
+                teacher = registry.build(mcfg, "teacher")
+                cls = MPLModel
             student = registry.build(mcfg, "student")
-            model = MPLModel(
+            model = cls(
                 cfg, teacher, student,
                 make_optimizer(_schedule(params, params.mpl_teacher_lr,
                                          params.mpl_teacher_lr_warmup_steps),
@@ -100,12 +108,13 @@ def build_trainer(params, source, strategy):
     return model
 
 
-def train_input(params, source):
+def train_input(params, source, teacher_probs=None):
     labeled_view = ("strong" if params.mode == "supervised"
                     and params.use_augment else "weak")
     return TrainInput(source, data_lib.augment_config(params, source),
                       params.mode, params.train_batch_size, params.uda_data,
-                      params.seed, labeled_view=labeled_view)
+                      params.seed, labeled_view=labeled_view,
+                      teacher_probs=teacher_probs)
 
 
 def build_finetuner(params, source, strategy, start_network):

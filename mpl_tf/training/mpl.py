@@ -134,6 +134,11 @@ class MPLModel(TrainerModel):
     def step_state(self):
         return super().step_state() + [self.baseline]
 
+    def teacher_losses(self, batch, step):
+        """The teacher's forward and losses (a dict; see uda.teacher_losses);
+        Reduced MPL's teacher overrides it."""
+        return teacher_losses(self.teacher, batch, self.cfg, step)
+
     def compute_step(self, batch):
         if self.cfg.mpl_feedback == "exact":
             return self._exact_step(batch)
@@ -165,7 +170,7 @@ class MPLModel(TrainerModel):
         given) and the MPL term CE(y^, z) over the global unlabeled batch,
         which h~ scales."""
         with tf.GradientTape() as tape:
-            t = teacher_losses(self.teacher, batch, self.cfg, self.global_step)
+            t = self.teacher_losses(batch, self.global_step)
             z = label_logits(t, self.cfg.mpl_label_view)
             if labels is None:
                 labels = pseudo_labels(z, self.cfg.mpl_label, seed)
@@ -261,7 +266,7 @@ class MPLModel(TrainerModel):
         s_lr = self.student_optimizer.learning_rate
 
         with tf.GradientTape() as t_tape:
-            t = teacher_losses(self.teacher, batch, cfg, step)
+            t = self.teacher_losses(batch, step)
             z = losses.as_loss_dtype(label_logits(t, cfg.mpl_label_view))
             if soft:
                 targets = tf.nn.softmax(z, axis=-1)
