@@ -131,7 +131,7 @@ def test_nan_steps_are_skipped_counted_and_stop_the_run(tiny_params,
 
     original = task.train_input
     monkeypatch.setattr(task, "train_input",
-                        lambda p, s: _NaNAfter(original(p, s), start=4))
+                        lambda *args: _NaNAfter(original(*args), start=4))
     with pytest.raises(NonFiniteError, match="max_nonfinite_steps=1"):
         main.run(tiny_params(dataset_name="digits_30_uda", num_train_steps=9,
                              save_every=3, max_nonfinite_steps=1))
