@@ -39,13 +39,14 @@ from mpl_tf import params as params_lib, task  # noqa: E402
 from mpl_tf.data.source import Source, Split  # noqa: E402
 from mpl_tf.models import layers  # noqa: E402
 
-MODES = {"supervised": "synthetic_{n}", "uda": "synthetic_{n}_uda",
-         "taylor": "synthetic_{n}_mpl", "exact": "synthetic_{n}_mpl"}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model_type", default="wrn-28-2")
+    p.add_argument("--teacher_model_type", default=None,
+                   help="MPL modes: the teacher's network (e.g. wrn-28-10); "
+                        "unset: --model_type")
     p.add_argument("--image_size", type=int, default=32)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--mu", type=int, default=7)
@@ -56,7 +57,8 @@ def parse_args(argv=None):
                         "to time it under mixed_bfloat16, _kerasbn for Keras's "
                         "unfused batch norm, _kerasact for Keras's leaky ReLU "
                         "backward, _lowmem for --mpl_low_memory, in the same "
-                        "process")
+                        "process; `reduced` is Reduced MPL (a reduced teacher "
+                        "on stored distributions, no teacher network)")
     p.add_argument("--exact_label", default="soft")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile")
     p.add_argument("--bf16", action="store_true", help="mixed_bfloat16")
@@ -107,6 +109,9 @@ def build_mode(mode, args, source):
         mpl_student_lr_wait_steps=0, mpl_feedback="exact" if exact else "taylor",
         mpl_label=args.exact_label if exact else "hard", ema_decay=0.995,
         mpl_low_memory=low_memory,
+        teacher_model_type=args.teacher_model_type,
+        # Reduced MPL reads stored distributions; the batch below has them.
+        teacher_labels="synthetic" if mode == "reduced" else None,
         label_smoothing=0.15, weight_decay=5e-4)
     strategy = tf.distribute.get_strategy()
     model = task.build_trainer(p, source, strategy)
@@ -123,6 +128,10 @@ def build_mode(mode, args, source):
              "l_labels": tf.constant(rng.integers(0, 10, b), tf.int32)}
     if mode != "supervised":
         batch.update(u_weak=img(u), u_strong=img(u))
+    if mode == "reduced":
+        probs = lambda n: tf.constant(rng.dirichlet(np.ones(10), n),
+                                      tf.float32)
+        batch.update(l_teacher=probs(b), u_teacher=probs(u))
 
     @tf.function(jit_compile=args.jit)
     def step(batch):
@@ -231,7 +240,9 @@ def main(argv=None):
                       for m in modes}
     taylor_flops = 3 * fwd * (b * (1 + 2 * mu) + b * (1 + mu)) + fwd * b
     med = {m: statistics.median(t) for m, t in times.items()}
-    print(f"\n{args.model_type} {args.image_size}x{args.image_size}, B={b}, "
+    teacher = (f" (MPL teacher {args.teacher_model_type})"
+               if args.teacher_model_type else "")
+    print(f"\n{args.model_type}{teacher} {args.image_size}x{args.image_size}, B={b}, "
           f"mu={mu}, {args.steps} timed steps after {args.warmup} warm-up, "
           f"jit={args.jit}, bf16={args.bf16}, threads={os.cpu_count()} cores\n")
     print("| step | median s | min s | max s | teacher img/s | peak RSS GiB "
@@ -243,7 +254,7 @@ def main(argv=None):
         peak = f"{peaks[m] / 2**30:.2f}" if m in peaks else "-"
         print(f"| {m} | {med[m]:.3f} | {min(t):.3f} | {max(t):.3f} | "
               f"{teacher_images[m] / med[m]:.0f} | {peak} | {ratio} |")
-    if "taylor" in med:
+    if "taylor" in med and not args.teacher_model_type:  # one network's FLOPs
         achieved = taylor_flops / med["taylor"]
         print(f"\nforward FLOPs per image: {fwd / 1e6:.1f} M; MPL Taylor step "
               f"{taylor_flops / 1e9:.2f} GFLOP -> {achieved / 1e9:.1f} GFLOP/s "

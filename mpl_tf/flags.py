@@ -191,6 +191,10 @@ flags.DEFINE_boolean(
 # --- Model --------------------------------------------------------------------
 flags.DEFINE_string("model_type", "wrn-28-2",
                     "Network for teacher and student.")
+flags.DEFINE_string(
+    "teacher_model_type", None,
+    "MPL: another network for the teacher (e.g. wrn-28-10 teaching a "
+    "wrn-28-2 student); unset: --model_type.")
 flags.DEFINE_float("batch_norm_decay", 0.99,
                    "Batch-norm moving-average decay (Keras momentum).")
 flags.DEFINE_float("batch_norm_epsilon", 1e-3, "Batch-norm epsilon.")
@@ -333,7 +337,8 @@ flags.DEFINE_string("export_dir", None,
 
 # Flags that decide the shapes of the weights or which images are labeled: an
 # existing output_dir trained with other values cannot be resumed.
-RUN_DEFINING_FLAGS = ("dataset_name", "model_type", "image_size",
+RUN_DEFINING_FLAGS = ("dataset_name", "model_type", "teacher_model_type",
+                      "image_size",
                       "num_classes", "seed",
                       # issue 4: they change which images are labeled/used
                       "num_val", "labeled_in_unlabeled", "svhn_use_extra")

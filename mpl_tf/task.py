@@ -4,6 +4,8 @@ Kept apart from the loop so tests and benchmarks can build exactly what the
 CLI builds.
 """
 
+import dataclasses
+
 import keras
 
 from mpl_tf.data import loader as data_lib
@@ -82,7 +84,9 @@ def build_trainer(params, source, strategy):
                                                 params.reduced_teacher_hidden)
                 cls = ReducedMPLModel
             else:
-                teacher = registry.build(mcfg, "teacher")
+                teacher = registry.build(dataclasses.replace(
+                    mcfg, model_type=params.teacher_model_type
+                    or params.model_type), "teacher")
                 cls = MPLModel
             student = registry.build(mcfg, "student")
             model = cls(
