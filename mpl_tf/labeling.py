@@ -19,23 +19,28 @@ from mpl_tf.errors import ConfigError
 PROGRESS_FROM = 2000
 
 
-def distributions(network, images, batch_size, title=None):
-    """softmax(network(images)) as float32 [N, C], in order."""
-    @tf.function(reduce_retracing=True)
-    def predict(batch):
-        logits = network(tf.cast(batch, tf.float32), training=False)
-        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+class Labeler:
+    """softmax(network(images)) of whole arrays; traced once per network."""
 
-    bar = (keras.utils.Progbar(len(images), unit_name="image")
-           if title and len(images) >= PROGRESS_FROM else None)
-    if bar:
-        print(title, flush=True)
-    parts = []
-    for start in range(0, len(images), batch_size):
-        parts.append(predict(images[start:start + batch_size]).numpy())
+    def __init__(self, network):
+        @tf.function(reduce_retracing=True)
+        def predict(batch):
+            logits = network(tf.cast(batch, tf.float32), training=False)
+            return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        self._predict = predict
+
+    def __call__(self, images, batch_size, title=None):
+        """float32 [N, C], in order; a progress bar for large arrays."""
+        bar = (keras.utils.Progbar(len(images), unit_name="image")
+               if title and len(images) >= PROGRESS_FROM else None)
         if bar:
-            bar.update(min(start + batch_size, len(images)))
-    return np.concatenate(parts, axis=0)
+            print(title, flush=True)
+        parts = []
+        for start in range(0, len(images), batch_size):
+            parts.append(self._predict(images[start:start + batch_size]).numpy())
+            if bar:
+                bar.update(min(start + batch_size, len(images)))
+        return np.concatenate(parts, axis=0)
 
 
 def label(params, source, network, checkpoint, step):
@@ -47,10 +52,10 @@ def label(params, source, network, checkpoint, step):
                 f"--task_mode=label: the {name} split of "
                 f"--dataset_name={params.dataset_name} is streamed from files; "
                 "labeling works on in-memory sources only for now")
+    labeler = Labeler(network)
     start = time.perf_counter()
-    probs = {name: distributions(network, split.images,
-                                 params.eval_batch_size,
-                                 title=f"labeling {len(split)} {name} images")
+    probs = {name: labeler(split.images, params.eval_batch_size,
+                           title=f"labeling {len(split)} {name} images")
              for name, split in splits.items()}
     seconds = time.perf_counter() - start
     count = sum(len(p) for p in probs.values())
