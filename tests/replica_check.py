@@ -5,6 +5,7 @@ A script, not a test module: logical CPU devices must be configured before
 TensorFlow starts, so tests run it in a subprocess.
 
 usage: python tests/replica_check.py --feedback=taylor --steps=3 --grad_bound=0.5
+       (--reduced: Reduced MPL, a reduced teacher on stored distributions)
 """
 
 import argparse
@@ -23,10 +24,12 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 
 from mpl_tf.models import registry  # noqa: E402
+from mpl_tf.models.reduced_teacher import build_reduced_teacher  # noqa: E402
 from mpl_tf.schedules import WarmupDecay  # noqa: E402
 from mpl_tf.training.base import StepConfig  # noqa: E402
 from mpl_tf.training.mpl import MPLModel  # noqa: E402
 from mpl_tf.training.optimizer import make_optimizer  # noqa: E402
+from mpl_tf.training.reduced_mpl import ReducedMPLModel  # noqa: E402
 
 GLOBAL_B, MU, SIZE = 4, 2, 12
 
@@ -34,9 +37,11 @@ GLOBAL_B, MU, SIZE = 4, 2, 12
 def make_batch(step):
     rng = np.random.default_rng(step)
     images = lambda n: rng.integers(0, 256, (n, SIZE, SIZE, 3)).astype(np.float32)
+    probs = lambda n: rng.dirichlet(np.ones(10), n).astype(np.float32)
     return {"l_images": images(GLOBAL_B),
             "l_labels": rng.integers(0, 10, GLOBAL_B).astype(np.int32),
-            "u_weak": images(MU * GLOBAL_B), "u_strong": images(MU * GLOBAL_B)}
+            "u_weak": images(MU * GLOBAL_B), "u_strong": images(MU * GLOBAL_B),
+            "l_teacher": probs(GLOBAL_B), "u_teacher": probs(MU * GLOBAL_B)}
 
 
 def build(strategy, args, sync):
@@ -49,10 +54,17 @@ def build(strategy, args, sync):
                      ema_decay=0.9)
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        teacher = registry.build(mcfg, "teacher")
+        if args.reduced:
+            teacher, cls = build_reduced_teacher(10, 16), ReducedMPLModel
+            # Off the identity, so its whole gradient is compared too.
+            for i, v in enumerate(teacher.trainable_variables):
+                v.assign(np.random.default_rng(i).normal(
+                    scale=0.3, size=v.shape).astype(np.float32))
+        else:
+            teacher, cls = registry.build(mcfg, "teacher"), MPLModel
         student = registry.build(mcfg, "student")
         ema = registry.build(mcfg, "ema")
-        model = MPLModel(
+        model = cls(
             cfg, teacher, student,
             make_optimizer(WarmupDecay(0.05, 100), "momentum", "t_opt"),
             make_optimizer(WarmupDecay(0.05, 100), "momentum", "s_opt"),
@@ -97,6 +109,7 @@ def main():
     parser.add_argument("--label", default="hard")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--grad_bound", type=float, default=1e9)
+    parser.add_argument("--reduced", action="store_true")
     args = parser.parse_args()
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     one, norms = run(tf.distribute.get_strategy(), args, sync=False)

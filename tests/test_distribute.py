@@ -33,6 +33,16 @@ def test_taylor_steps_match_one_device_with_active_clipping():
         assert diff <= 1e-5, (name, diff)
 
 
+@pytest.mark.parametrize("feedback,label", [("taylor", "hard"),
+                                            ("exact", "soft")])
+def test_reduced_mpl_steps_match_one_device(feedback, label):
+    out = _replica_check("--reduced", f"--feedback={feedback}",
+                         f"--label={label}", "--steps=2")
+    for name, diff in out["max_abs_diff"].items():
+        assert diff <= 1e-5, (name, diff)
+    assert "reduced_teacher" in out["max_abs_diff"]
+
+
 @pytest.mark.parametrize("label", ["soft", "hard"])
 def test_exact_step_matches_one_device(label):
     out = _replica_check("--feedback=exact", f"--label={label}", "--steps=1")
