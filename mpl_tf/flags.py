@@ -126,6 +126,11 @@ flags.DEFINE_integer("seed", 0,
                      "Seed for the labeled split, initialisation and "
                      "augmentation.")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+flags.DEFINE_boolean(
+    "data_download", False,
+    "Let TFDS download and prepare a dataset that --data_dir lacks (needs "
+    "internet; e.g. on Colab). Off: a missing dataset stops the run at once "
+    "with the command that prepares it.")
 flags.DEFINE_integer(
     "image_size", 32,
     "Image side in pixels. Taken from the dataset unless given explicitly "

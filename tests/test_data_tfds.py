@@ -192,3 +192,43 @@ def test_inception_and_center_crops():
     halves[:, 64:] = 255
     out = crops.center_crop(tf.io.encode_png(halves), 56).numpy()
     np.testing.assert_array_equal(out, halves[4:60, 36:92])
+
+
+class _Unprepared:
+    """A stand-in TFDS builder whose data is missing; records downloads."""
+
+    version, data_dir_root, data_dir = "3.0.2", "/nowhere", "/nowhere/x/3.0.2"
+
+    def __init__(self):
+        self.downloads = 0
+
+    def is_prepared(self):
+        return self.downloads > 0
+
+    def download_and_prepare(self):
+        self.downloads += 1
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_data_download_asks_tfds_to_download_and_only_then(monkeypatch,
+                                                           download):
+    from mpl_tf.data import tfds_source  # pylint: disable=import-outside-toplevel
+    fake = _Unprepared()
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: fake)
+    if download:
+        assert tfds_source.prepared_builder("cifar10", "/d", "cifar10_40",
+                                            download=True) is fake
+        assert fake.downloads == 1
+    else:
+        with pytest.raises(ConfigError, match="add --data_download"):
+            tfds_source.prepared_builder("cifar10", "/d", "cifar10_40")
+        assert fake.downloads == 0
+    assert params.defaults().data_download is False
+
+
+def test_the_flag_reaches_tfds(monkeypatch):
+    fake = _Unprepared()
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: fake)
+    with pytest.raises(Exception):  # the stand-in has no data to read
+        loader.load_source(_params("/d", "cifar10_40_mpl", data_download=True))
+    assert fake.downloads == 1

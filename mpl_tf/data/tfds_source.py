@@ -63,19 +63,27 @@ def _how_to_prepare(tfds_name, root):
             f"{tfds_name}/ folder it makes into {root} on this machine")
 
 
-def prepared_builder(tfds_name, data_dir, dataset_name):
-    """The TFDS builder of already prepared data; ConfigError if missing."""
+def prepared_builder(tfds_name, data_dir, dataset_name, download=False):
+    """The TFDS builder of prepared data. Missing data: with `download`
+    (--data_download) TFDS downloads and prepares it, with its own progress
+    output; otherwise ConfigError at once (offline machines would hang)."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     if builder.is_prepared():
         return builder
     root = str(builder.data_dir_root)
+    if download:
+        print(f"--data_download: TFDS downloads and prepares '{tfds_name}' "
+              f"{builder.version} in {root}", flush=True)
+        builder.download_and_prepare()
+        return builder
     raise ConfigError(
         f"--dataset_name={dataset_name} needs the TFDS dataset "
         f"'{tfds_name}' {builder.version}, which is not in {builder.data_dir} "
         f"(--data_dir={data_dir or 'unset, so TFDS default'}); to provide it, "
-        f"{_how_to_prepare(tfds_name, root)}, and pass --data_dir={root}")
+        f"{_how_to_prepare(tfds_name, root)}, and pass --data_dir={root} "
+        "(or add --data_download on a machine with internet)")
 
 
 def _num_labeled(name, pool_size):
@@ -104,7 +112,8 @@ def load(name, params):
     """The Source for a parsed dataset name (names.DatasetName)."""
     spec = SPECS[name.source]
     builder = prepared_builder(spec.tfds_name, params.data_dir,
-                               params.dataset_name)
+                               params.dataset_name,
+                               download=params.data_download)
     if name.source == "imagenet":
         return _load_imagenet(name, params, spec, builder)
     return _load_small(name, params, spec, builder)
