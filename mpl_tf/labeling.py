@@ -45,13 +45,12 @@ class Labeler:
 
 def label(params, source, network, checkpoint, step):
     """Write <output_dir>/teacher_labels; returns (directory, images/s)."""
+    if source.streamed:
+        raise ConfigError(
+            f"--task_mode=label: --dataset_name={params.dataset_name} is "
+            "streamed from files; labeling works on in-memory sources only "
+            "for now")
     splits = {s: getattr(source, s) for s in teacher_labels.SPLITS}
-    for name, split in splits.items():
-        if not hasattr(split, "images"):
-            raise ConfigError(
-                f"--task_mode=label: the {name} split of "
-                f"--dataset_name={params.dataset_name} is streamed from files; "
-                "labeling works on in-memory sources only for now")
     labeler = Labeler(network)
     start = time.perf_counter()
     probs = {name: labeler(split.images, params.eval_batch_size,

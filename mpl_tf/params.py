@@ -99,11 +99,7 @@ def validate(params):
                           "checkpoints, logs and the export")
     check_model_type(params.model_type)
     if params.teacher_model_type:
-        try:
-            check_model_type(params.teacher_model_type)
-        except ConfigError as err:
-            raise ConfigError(str(err).replace(
-                "--model_type", "--teacher_model_type")) from None
+        check_model_type(params.teacher_model_type, "teacher_model_type")
     _choice(params, "lr_decay_type", LR_DECAY_TYPES)
     _choice(params, "optim_type", OPTIM_TYPES)
     _choice(params, "mpl_feedback", MPL_FEEDBACKS)

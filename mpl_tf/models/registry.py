@@ -36,10 +36,10 @@ class ModelConfig:
     sync_batch_norm: bool = False
 
 
-def check_model_type(model_type):
+def check_model_type(model_type, flag="model_type"):
     if model_type not in _BUILDERS:
         raise ConfigError(
-            f"--model_type={model_type!r} is not known; choose one of: "
+            f"--{flag}={model_type!r} is not known; choose one of: "
             f"{', '.join(MODEL_TYPES)}")
 
 

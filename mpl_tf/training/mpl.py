@@ -34,7 +34,8 @@ from mpl_tf.training import meta_gradient
 from mpl_tf.training.base import (TrainerModel, all_reduce_sum,
                                   global_accuracy)
 from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
-from mpl_tf.training.uda import teacher_images, teacher_losses, uda_metrics
+from mpl_tf.training.uda import (split_teacher_logits, teacher_images,
+                                 teacher_losses, uda_metrics)
 
 FEEDBACK_PAIRINGS = ("paired", "reference")
 
@@ -189,8 +190,7 @@ class MPLModel(TrainerModel):
             # and dropout seed, so it gives the same logits and labels.
             logits = call_discarding_state(self.teacher,
                                            teacher_images(batch))
-            b, u = tf.shape(batch["l_images"])[0], tf.shape(batch["u_weak"])[0]
-            _, z_w, z_s = tf.split(logits, [b, u, u], axis=0)
+            _, z_w, z_s = split_teacher_logits(logits, batch)
             z = label_logits({"z_w": z_w, "z_s": z_s}, cfg.mpl_label_view)
             labels = pseudo_labels(z, cfg.mpl_label, seed)
             student = self._student_update(batch, labels, step)

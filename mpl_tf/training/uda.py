@@ -23,6 +23,12 @@ def teacher_images(batch):
                      axis=0)
 
 
+def split_teacher_logits(logits, batch):
+    """The teacher's logits on `teacher_images(batch)` -> (z_l, z_w, z_s)."""
+    b, u = tf.shape(batch["l_images"])[0], tf.shape(batch["u_weak"])[0]
+    return tf.split(logits, [b, u, u], axis=0)
+
+
 def teacher_losses(teacher, batch, cfg, step):
     """One teacher forward on [x_l, x_w, x_s]; returns a dict of tensors.
 
@@ -31,9 +37,8 @@ def teacher_losses(teacher, batch, cfg, step):
     confidence threshold on this replica.
     """
     global_b, global_u = batch_sizes(batch)
-    logits = teacher(teacher_images(batch), training=True)
-    b, u = tf.shape(batch["l_images"])[0], tf.shape(batch["u_weak"])[0]
-    z_l, z_w, z_s = tf.split(logits, [b, u, u], axis=0)
+    z_l, z_w, z_s = split_teacher_logits(
+        teacher(teacher_images(batch), training=True), batch)
     sup = losses.labeled_ce(batch["l_labels"], z_l, global_b,
                             cfg.label_smoothing)
     uda, kept = losses.uda_consistency(z_w, z_s, cfg.uda_temp,
