@@ -41,6 +41,21 @@ MODES = {
 }
 
 
+def central_differences(objective, phi, eps=1e-6):
+    """d objective / d phi by central differences, one entry at a time;
+    `phi` a list of numpy arrays, `objective(phi)` a float."""
+    out = []
+    for i, base in enumerate(phi):
+        grad = np.zeros_like(base)
+        for idx in np.ndindex(base.shape):
+            for sign in (1, -1):
+                bumped = [p.copy() for p in phi]
+                bumped[i][idx] += sign * eps
+                grad[idx] += sign * objective(bumped) / (2 * eps)
+        out.append(grad)
+    return out
+
+
 def batch(rng, b=4, mu=2):
     images = lambda n: rng.uniform(0, 255, (n, SIZE, SIZE, 3)).astype(
         np.float32)

@@ -2,15 +2,14 @@
 
 import glob
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from interrupted_run import checkpoint_tensors, straight_and_killed
 from mpl_tf import main
 from mpl_tf.training.loop import NonFiniteError
 
@@ -30,33 +29,12 @@ def _cli(out_dir, *extra):
             *TINY_CLI, *extra]
 
 
-def _checkpoint_tensors(directory):
-    reader = tf.train.load_checkpoint(
-        tf.train.latest_checkpoint(os.path.join(directory, "checkpoints")))
-    names = [n for n in reader.get_variable_to_shape_map()
-             if n.startswith(("student", "teacher", "ema", "mpl_baseline",
-                              "optimizer")) and "OPTIMIZER_SLOT" not in n]
-    return {n: reader.get_tensor(n) for n in names}
-
-
 def test_sigkill_and_rerun_ends_with_the_uninterrupted_weights(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run(_cli(straight), check=True, capture_output=True, cwd=REPO,
-                   timeout=600)
-    proc = subprocess.Popen(_cli(killed), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    index = killed / "checkpoints" / "checkpoint"
-    deadline = time.time() + 300
-    while not index.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = tf.train.latest_checkpoint(str(killed / "checkpoints"))
-    assert killed_at and not killed_at.endswith("ckpt-8"), killed_at
-    rerun = subprocess.run(_cli(killed), capture_output=True, text=True,
-                           cwd=REPO, timeout=600, check=False)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    a, b = _checkpoint_tensors(straight), _checkpoint_tensors(killed)
+    straight_and_killed(_cli, straight, killed, REPO, final_step=8)
+    prefixes = ("student", "teacher", "ema", "mpl_baseline", "optimizer")
+    a = checkpoint_tensors(straight, prefixes)
+    b = checkpoint_tensors(killed, prefixes)
     assert any(n.startswith("student") for n in a)
     assert a.keys() == b.keys()
     for name in a:

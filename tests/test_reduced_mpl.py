@@ -2,17 +2,16 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from step_fixtures import floatx
+from interrupted_run import checkpoint_tensors, straight_and_killed
+from step_fixtures import central_differences, floatx
 from mpl_tf import main, params as params_lib
 from mpl_tf.data import teacher_labels
 from mpl_tf.errors import ConfigError
@@ -135,15 +134,7 @@ def test_exact_meta_gradient_into_the_reduced_teacher_matches_fd():
     trainer, batch = _trainer(), _batch()
     j = _objective(trainer, batch)
     phi = [v.numpy() for v in trainer.teacher.trainable_variables]
-    numeric = []
-    for i, base in enumerate(phi):
-        grad = np.zeros_like(base)
-        for idx in np.ndindex(base.shape):
-            for sign in (1, -1):
-                bumped = [q.copy() for q in phi]
-                bumped[i][idx] += sign * 1e-6
-                grad[idx] += sign * j(bumped) / 2e-6
-        numeric.append(grad)
+    numeric = central_differences(j, phi)
     trainer.train_step(batch)
     after = [v.numpy() for v in trainer.teacher.trainable_variables]
     # The reduced teacher's weights all take weight decay (no batch norm).
@@ -240,36 +231,15 @@ def test_teacher_labels_needs_an_mpl_dataset(labels_dir, tmp_path):
                                  dataset_name="digits_30_uda"))
 
 
-def _tensors(directory):
-    reader = tf.train.load_checkpoint(
-        tf.train.latest_checkpoint(os.path.join(directory, "checkpoints")))
-    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
-            if n.startswith(("student", "reduced_teacher", "ema", "mpl_",
-                             "optimizer")) and "OPTIMIZER_SLOT" not in n}
-
-
 def test_sigkill_and_rerun_is_bit_exact(labels_dir, tmp_path):
     args = ["--dataset_name=digits_30_mpl", f"--teacher_labels={labels_dir}",
             *DATA[1:], *STUDENT, "--mpl_label=sample"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run(_cli(*args, f"--output_dir={straight}"), check=True,
-                   capture_output=True, cwd=REPO, timeout=600)
-    proc = subprocess.Popen(_cli(*args, f"--output_dir={killed}"), cwd=REPO,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    index = killed / "checkpoints" / "checkpoint"
-    deadline = time.time() + 300
-    while not index.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = tf.train.latest_checkpoint(str(killed / "checkpoints"))
-    assert killed_at and not killed_at.endswith("ckpt-8"), killed_at
-    rerun = subprocess.run(_cli(*args, f"--output_dir={killed}"),
-                           capture_output=True, text=True, cwd=REPO,
-                           timeout=600, check=False)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    a, b = _tensors(straight), _tensors(killed)
+    straight_and_killed(lambda out: _cli(*args, f"--output_dir={out}"),
+                        straight, killed, REPO, final_step=8)
+    prefixes = ("student", "reduced_teacher", "ema", "mpl_", "optimizer")
+    a = checkpoint_tensors(straight, prefixes)
+    b = checkpoint_tensors(killed, prefixes)
     # The reduced teacher's weights (10 classes -> 128 hidden) are in it
     # (TensorFlow files them under the optimizer, the shorter path to them).
     assert any(v.shape == (10, 128) for v in a.values()), sorted(a)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from step_fixtures import floatx
+from step_fixtures import central_differences, floatx
 from mpl_tf.schedules import WarmupDecay
 from mpl_tf.training.base import StepConfig
 from mpl_tf.training.mpl import MPLModel
@@ -157,17 +157,7 @@ class Objective:
         return float(self.parts(phi)[3])
 
     def finite_differences(self, eps=1e-6):
-        phi = self.phi0()
-        out = []
-        for i, base in enumerate(phi):
-            grad = np.zeros_like(base)
-            for idx in np.ndindex(base.shape):
-                for sign in (1, -1):
-                    bumped = [p.copy() for p in phi]
-                    bumped[i][idx] += sign * eps
-                    grad[idx] += sign * self(bumped) / (2 * eps)
-            out.append(grad)
-        return out
+        return central_differences(self, self.phi0(), eps)
 
 
 def received_gradient(trainer, batch, teacher_lr=LR_T):
