@@ -145,10 +145,6 @@ class Run:
         self.teacher_probs = None
         if params.teacher_labels and params.task_mode != "label":
             from mpl_tf.data import teacher_labels  # pylint: disable=import-outside-toplevel
-            if self.source.streamed:
-                raise ConfigError(
-                    "--teacher_labels works with in-memory sources only for "
-                    f"now; --dataset_name={params.dataset_name} is streamed")
             self.teacher_probs = teacher_labels.load(
                 params.teacher_labels,
                 teacher_labels.identity(params, self.source))

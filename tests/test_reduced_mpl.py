@@ -42,14 +42,6 @@ def test_reduced_teacher_starts_as_the_identity_and_round_trips():
     assert (clone.num_classes, clone.hidden) == (K, 16)
 
 
-def test_top_k_keeps_the_largest_and_spreads_the_rest():
-    p = np.array([[0.6, 0.3, 0.06, 0.04], [0.1, 0.2, 0.3, 0.4]], np.float32)
-    dense = teacher_labels.densify(*teacher_labels.sparsify(p, 2), K)
-    np.testing.assert_allclose(dense, [[0.6, 0.3, 0.05, 0.05],
-                                       [0.15, 0.15, 0.3, 0.4]], atol=1e-3)
-    np.testing.assert_allclose(dense.sum(-1), 1.0, atol=1e-3)
-
-
 def _student(seed):
     keras.utils.set_random_seed(seed)
     return keras.Sequential([

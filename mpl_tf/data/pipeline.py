@@ -50,9 +50,9 @@ class TrainInput:
     labels are known (for diagnostics only), where b is the per-replica
     batch. `deterministic` fixes the element order of
     streamed sources (for tests; slower); in-memory ones are always ordered.
-    `teacher_probs` (Reduced MPL): {"labeled": [N_l, C], "unlabeled":
-    [N_u, C]} stored distributions, gathered per image as `l_teacher` and
-    `u_teacher`.
+    `teacher_probs` (Reduced MPL): {"labeled": StoredLabels, "unlabeled":
+    StoredLabels} (`teacher_labels.load`), looked up per image as
+    `l_teacher` and `u_teacher` [b, C] float32.
     """
 
     def __init__(self, source, aug_cfg, mode, global_batch, uda_data, seed,
@@ -87,9 +87,7 @@ class TrainInput:
         cfg, gb, mu, seed = self.aug_cfg, self.global_batch, self.uda_data, self.seed
         num_labeled = len(self.source.labeled)
         num_unlabeled = len(self.source.unlabeled)
-        probs = ({k: tf.constant(v, tf.float32)
-                  for k, v in self.teacher_probs.items()}
-                 if self.teacher_probs is not None else None)
+        probs = self.teacher_probs
 
         def element(i):
             step = tf.cast(start_step, tf.int64) + i // local
@@ -107,7 +105,7 @@ class TrainInput:
                 images = augment.flip_and_crop(images, cfg, keys[1], span)
             out = {"l_images": images, "l_labels": tf.gather(l_labels, idx)}
             if probs is not None:
-                out["l_teacher"] = tf.gather(probs["labeled"], idx)
+                out["l_teacher"] = probs["labeled"].lookup(idx)
             if u_images is None:
                 return out
             u_start, u_size = mu * start, mu * per_replica
@@ -117,7 +115,7 @@ class TrainInput:
             if u_labels is not None:
                 out["u_labels"] = tf.gather(u_labels, u_idx)
             if probs is not None:
-                out["u_teacher"] = tf.gather(probs["unlabeled"], u_idx)
+                out["u_teacher"] = probs["unlabeled"].lookup(u_idx)
             u_span = (u_start, mu * gb, u_size)
             out["u_weak"] = augment.flip_and_crop(u_batch, cfg, keys[3], u_span)
             out["u_strong"] = strong(u_batch, keys[4], u_span)

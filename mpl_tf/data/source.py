@@ -28,10 +28,11 @@ class Split:
 class StreamedSplit:
     """A split read from files while training or evaluating.
 
-    `read(input_context, training, seed)` returns an unbatched tf.data
-    dataset of (image uint8 [S, S, C], label int32; -1 if unknown) holding
-    this input pipeline's share of the split. training=True: shuffled,
-    repeated, training crop; False: each image once, eval crop.
+    `read(input_context, training, seed, keyed=False)` returns an unbatched
+    tf.data dataset of (image uint8 [S, S, C], label int32; -1 if unknown)
+    holding this input pipeline's share of the split; keyed=True adds each
+    image's key (int64, independent of read order). training=True:
+    shuffled, repeated, training crop; False: each image once, eval crop.
     `labels` (if known) are the split's labels in index order.
     """
 

@@ -40,14 +40,19 @@ def stream_seed(seed, start_step, pipeline_id, which):
     return int(state.generate_state(1)[0])
 
 
-def _stream(split, input_context, seed):
-    """(image uint8, label int32) of `split`, shuffled and repeated."""
+def _stream(split, input_context, seed, keyed=False):
+    """(image uint8, label int32[, key int64]) of `split`, shuffled and
+    repeated; keys as `teacher_labels` keys them."""
     if isinstance(split, StreamedSplit):
-        return split.read(input_context, training=True, seed=seed)
+        return split.read(input_context, training=True, seed=seed,
+                          keyed=keyed)
     # A small in-memory split next to a streamed one (SVHN's labeled images).
     labels = (split.labels if split.labels is not None
               else np.full([len(split)], -1, np.int32))
-    ds = tf.data.Dataset.from_tensor_slices((split.images, labels))
+    columns = (split.images, labels)
+    if keyed:  # its position
+        columns += (np.arange(len(split), dtype=np.int64),)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     pipeline_id, num_pipelines, _ = pipeline_layout(input_context)
     if num_pipelines > 1:
         ds = ds.shard(num_pipelines, pipeline_id)
@@ -69,10 +74,13 @@ def train_dataset(train_input, input_context=None, start_step=0):
     def seeds(which):
         return stream_seed(seed, start_step, pipeline_id, which)
 
-    streams = [_stream(ti.source.labeled, input_context, seeds(0))
+    probs = ti.teacher_probs
+    keyed = probs is not None
+    streams = [_stream(ti.source.labeled, input_context, seeds(0), keyed)
                .batch(per_replica, drop_remainder=True)]
     if unlabeled:
-        streams.append(_stream(ti.source.unlabeled, input_context, seeds(1))
+        streams.append(_stream(ti.source.unlabeled, input_context, seeds(1),
+                               keyed)
                        .batch(ti.uda_data * per_replica, drop_remainder=True))
 
     def element(i, batches):
@@ -81,19 +89,23 @@ def train_dataset(train_input, input_context=None, start_step=0):
         keys = tf.random.split(
             tf.random.fold_in(tf.stack([tf.constant(seed, tf.int64), step]),
                               replica), 5)
-        images, labels = batches[0]
+        images, labels = batches[0][:2]
         images = tf.cast(images, tf.float32)
         if ti.labeled_view == "strong":
             images = strong(images, keys[0])
         else:
             images = augment.flip_and_crop(images, cfg, keys[0])
         out = {"l_images": images, "l_labels": labels}
+        if keyed:
+            out["l_teacher"] = probs["labeled"].lookup(batches[0][2])
         if unlabeled:
             u_batch = tf.cast(batches[1][0], tf.float32)
             out["u_weak"] = augment.flip_and_crop(u_batch, cfg, keys[1])
             out["u_strong"] = strong(u_batch, keys[2])
             if ti.source.unlabeled.labels is not None:
                 out["u_labels"] = tf.cast(batches[1][1], tf.int32)
+            if keyed:
+                out["u_teacher"] = probs["unlabeled"].lookup(batches[1][2])
         return out
 
     ds = tf.data.Dataset.zip(tuple(streams)).enumerate()

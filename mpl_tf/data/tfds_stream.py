@@ -118,21 +118,39 @@ def reader(builder, parts, train_decode, eval_decode):
     train_decode(encoded, seed) and eval_decode(encoded) turn encoded bytes
     into uint8 [S, S, 3]. Training streams are shuffled (files, then up to
     SHUFFLE_BUFFER encoded records) and repeated; several parts are mixed in
-    proportion to their sizes.
+    proportion to their sizes. With keyed=True each element also carries
+    the image's key: its index in its TFDS split, plus the sizes of the
+    splits listed before it (SVHN's extra images follow its train images).
     """
     sizes = [int(np.sum(keep)) if keep is not None
              else builder.info.splits[split].num_examples
              for split, keep in parts]
+    bases, first = {}, 0
+    for split, _ in parts:
+        if split not in bases:
+            bases[split] = first
+            first += builder.info.splits[split].num_examples
 
-    def read(input_context=None, training=False, seed=0):
-        streams = [read_part(builder, split, keep, input_context, training,
+    def read(input_context=None, training=False, seed=0, keyed=False):
+        streams = []
+        for split, keep in parts:
+            part = read_part(builder, split, keep, input_context, training,
                              seed)
-                   for split, keep in parts]
+            if bases[split]:
+                part = part.map(
+                    lambda ex, base=bases[split]: dict(
+                        ex, index=ex["index"] + base))
+            streams.append(part)
+
+        def element(ex, image):
+            return ((image, ex["label"], ex["index"]) if keyed
+                    else (image, ex["label"]))
+
         if not training:
             ds = streams[0]
             for more in streams[1:]:
                 ds = ds.concatenate(more)
-            return ds.map(lambda ex: (eval_decode(ex["image"]), ex["label"]),
+            return ds.map(lambda ex: element(ex, eval_decode(ex["image"])),
                           num_parallel_calls=AUTOTUNE)
         streams = [s.repeat() for s in streams]
         ds = streams[0] if len(streams) == 1 else \
@@ -144,7 +162,7 @@ def reader(builder, parts, train_decode, eval_decode):
         # One stateless seed pair per image for its random crop.
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         return tf.data.Dataset.zip((ds, seeds)).map(
-            lambda ex, s: (train_decode(ex["image"], s), ex["label"]),
+            lambda ex, s: element(ex, train_decode(ex["image"], s)),
             num_parallel_calls=AUTOTUNE)
 
     return read, sum(sizes)
