@@ -56,7 +56,8 @@ def parse_args(argv=None):
                    help="comma list; add _bf16 to a mode (e.g. taylor_bf16) "
                         "to time it under mixed_bfloat16, _kerasbn for Keras's "
                         "unfused batch norm, _kerasact for Keras's leaky ReLU "
-                        "backward, _lowmem for --mpl_low_memory, in the same "
+                        "backward, _keepinput for batch norm + leaky ReLU "
+                        "keeping their inputs for backprop, _lowmem for --mpl_low_memory, in the same "
                         "process; `reduced` is Reduced MPL (a reduced teacher "
                         "on stored distributions, no teacher network)")
     p.add_argument("--exact_label", default="soft")
@@ -96,6 +97,7 @@ def build_mode(mode, args, source):
     # "<mode>_kerasact" with Keras's leaky ReLU backward (ablations).
     bf16 = args.bf16 or "_bf16" in mode
     keras_bn, keras_act = "_kerasbn" in mode, "_kerasact" in mode
+    keep_input = "_keepinput" in mode  # BN + act without the recompute
     low_memory = "_lowmem" in mode  # --mpl_low_memory (Taylor only)
     mode = mode.split("_")[0]
     keras.mixed_precision.set_global_policy(
@@ -121,6 +123,8 @@ def build_mode(mode, args, source):
                 layer.fused = not keras_bn
             if isinstance(layer, layers.LeakyReLU):
                 layer.from_output = not keras_act
+            if isinstance(layer, layers.BatchNormLeakyReLU):
+                layer.recompute = not (keep_input or keras_bn)
     rng = np.random.default_rng(1)
     size, b, u = args.image_size, args.batch, args.batch * args.mu
     img = lambda n: tf.constant(rng.uniform(0, 255, (n, size, size, 3)), tf.float32)

@@ -92,3 +92,94 @@ def test_leaky_relu_backward_reads_the_output_not_the_input():
     assert len(grads) == 1
     # The saved tensor is the forward op's output, so the input can be freed.
     assert grads[0].inputs[1].op.type == "LeakyRelu"
+
+
+class _KerasBatchNormThenLeakyReLU:
+    """The reference composition: Keras's batch norm, Keras's leaky ReLU."""
+
+    def __init__(self, bn):
+        self.bn = bn
+        self.act = keras.layers.LeakyReLU(negative_slope=0.2)
+        self.gamma, self.beta = bn.gamma, bn.beta
+        self.non_trainable_weights = bn.non_trainable_weights
+
+    def __call__(self, x, training):
+        return self.act(self.bn(x, training=training))
+
+
+def test_batch_norm_leaky_relu_matches_keras_to_second_order():
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(2.0, 3.0, (4, 5, 5, 3)), tf.float32)
+    ours = layers.BatchNormLeakyReLU(negative_slope=0.2, momentum=0.9,
+                                     epsilon=1e-3)
+    _, theirs = _batch_norms(rng)
+    ours.build((None, 5, 5, 3))
+    ours.set_weights(theirs.get_weights())
+    reference = _KerasBatchNormThenLeakyReLU(theirs)
+    for training in (True, False):
+        a, b = (_outputs_and_grads(l, x, training) for l in (ours, reference))
+        for name, ta, tb in zip(["y", "dx", "dgamma", "dbeta",
+                                 "d2gamma", "d2beta"], a, b):
+            np.testing.assert_allclose(ta, tb, rtol=2e-4, atol=2e-4,
+                                       err_msg=f"{name} training={training}")
+    for va, vb in zip(ours.non_trainable_weights,
+                      reference.non_trainable_weights):
+        np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-5)
+
+
+def test_batch_norm_leaky_relu_backward_keeps_only_its_output():
+    layer = layers.BatchNormLeakyReLU(negative_slope=0.2)
+    layer.build((None, 4, 4, 3))
+
+    @tf.function
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+        return tape.gradient(y, [x, layer.gamma, layer.beta])
+
+    graph = grad.get_concrete_function(tf.TensorSpec([2, 4, 4, 3])).graph
+    types = {op.type for op in graph.get_operations()}
+    # Keras's or TensorFlow's batch-norm backward would read the input x.
+    assert "FusedBatchNormGradV3" not in types and "FusedBatchNormV3" in types
+    clone = layers.BatchNormLeakyReLU.from_config(layer.get_config())
+    assert clone.recompute and clone.negative_slope == 0.2
+
+
+def test_a_network_meta_gradient_is_the_same_with_the_recomputing_layer():
+    """The exact meta-gradient differentiates the student's gradient with
+    respect to its soft targets (which the teacher's weights make): that
+    derivative must not change when batch norm + leaky ReLU recompute
+    their input in the backward pass."""
+    from mpl_tf.models import registry  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.uniform(0, 255, (6, 12, 12, 3)), tf.float32)
+    w = tf.Variable(rng.normal(size=(6, 10)), dtype=tf.float32)  # "teacher"
+    net = registry.build(registry.ModelConfig("cnn-tiny", 10, 12,
+                                              dense_dropout_rate=0.0), "s")
+    bn_layers = [l for l in net.layers
+                 if isinstance(l, layers.BatchNormLeakyReLU)]
+    assert bn_layers
+    for layer in bn_layers:  # away from the initial scale 1 and shift 0
+        layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+        layer.beta.assign(rng.normal(size=layer.beta.shape))
+    results = []
+    for recompute in (True, False):
+        for layer in bn_layers:
+            layer.recompute = recompute
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                logits, _ = net.stateless_call(
+                    [v.value for v in net.trainable_variables],
+                    [v.value for v in net.non_trainable_variables], x,
+                    training=True)
+                loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
+                    tf.nn.softmax(w), logits))
+            grads = inner.gradient(loss, net.trainable_variables)
+            # A virtual SGD step's effect on a fixed direction.
+            meta = tf.add_n([tf.reduce_sum(g * tf.sin(v.value))
+                             for g, v in zip(grads, net.trainable_variables)])
+        results.append([*grads, outer.gradient(meta, w)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)

@@ -19,6 +19,5 @@ def build_cnn(cfg, width, name):
         for i in range(2):
             tag = f"s{stage}c{i}"
             x = L.conv(filters, 3, 1, f"{tag}_conv")(x)
-            x = L.batch_norm(cfg, f"{tag}_bn")(x)
-            x = L.leaky_relu(f"{tag}_act")(x)
+            x = L.batch_norm_leaky_relu(cfg, f"{tag}_bn")(x)
     return keras.Model(inputs, L.classifier_head(x, cfg), name=name)

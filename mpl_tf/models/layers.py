@@ -47,14 +47,102 @@ class BatchNorm(keras.layers.BatchNormalization):
             return tf.cast(outputs, self.compute_dtype)
         outputs, mean, var = tf.compat.v1.nn.fused_batch_norm(
             inputs, gamma, beta, epsilon=self.epsilon, is_training=True)
+        self._update_moving_stats(inputs, mean, var)
+        return tf.cast(outputs, self.compute_dtype)
+
+    def _update_moving_stats(self, inputs, mean, var):
         # The fused op returns the Bessel-corrected variance; Keras averages
         # the biased one.
         n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
         var = var * (n - 1.0) / n
         m = self.momentum
-        self.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
-        self.moving_variance.assign(moving_var * m + var * (1.0 - m))
+        self.moving_mean.assign(
+            tf.cast(self.moving_mean.value, tf.float32) * m + mean * (1.0 - m))
+        self.moving_variance.assign(
+            tf.cast(self.moving_variance.value, tf.float32) * m
+            + var * (1.0 - m))
+
+
+def _bn_leaky_relu_from_output(x, gamma, beta, epsilon, slope):
+    """Training-mode batch norm and leaky ReLU whose backward needs only the
+    output a (as in-place activated batch norm, Rota Bulo et al. 2018).
+
+    From a the backward recovers the batch-norm output y (leaky ReLU keeps
+    the sign) and the normalised input x^ = (y - beta) / gamma, so neither
+    the input x nor y is kept for backprop: of a WRN block's four saved
+    activations (x, a1, h1, a2) two remain. The backward is built from
+    differentiable ops, so second derivatives (the exact meta-gradient)
+    flow through it. Returns (a, batch mean, Bessel-corrected variance).
+
+    Recovering x^ divides by gamma: in float32 its error is about
+    |beta| * 6e-8 / |gamma|, so a channel whose scale has shrunk to ~1e-5 of
+    its shift gets a visibly noisy gradient (gamma is initialised at 1 and
+    not weight-decayed, so it rarely gets there).
+    """
+
+    @tf.custom_gradient
+    def forward(x, gamma, beta):
+        y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=epsilon, is_training=True)
+        a = tf.nn.leaky_relu(y, alpha=slope)
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        # The variance the forward normalised with is the biased one.
+        inv_std = tf.math.rsqrt(var * (n - 1.0) / n + epsilon)
+
+        def grad(da, *_):
+            a32 = tf.cast(a, tf.float32)
+            positive = a32 > 0
+            dy = tf.cast(da, tf.float32) * tf.where(positive, 1.0, slope)
+            y32 = tf.where(positive, a32, a32 / slope)
+            x_hat = (y32 - beta) / gamma
+            axes = [0, 1, 2]
+            d_beta = tf.reduce_sum(dy, axes)
+            d_gamma = tf.reduce_sum(dy * x_hat, axes)
+            dx = gamma * inv_std * (dy - d_beta / n - x_hat * d_gamma / n)
+            return tf.cast(dx, x.dtype), d_gamma, d_beta
+
+        return (a, tf.stop_gradient(mean), tf.stop_gradient(var)), grad
+
+    return forward(x, gamma, beta)
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class BatchNormLeakyReLU(BatchNorm):
+    """Batch norm followed by leaky ReLU, one layer so that training keeps
+    only its output for backprop (see `_bn_leaky_relu_from_output`): the
+    same values as BatchNorm then LeakyReLU, about half a WRN's activation
+    memory. `recompute=False`, or anything the fused kernel cannot do, runs
+    the two separately."""
+
+    def __init__(self, negative_slope=0.2, recompute=True, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+        self.recompute = recompute
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope,
+                "recompute": self.recompute}
+
+    def call(self, inputs, training=None, mask=None):
+        # y is recovered from a only if leaky ReLU keeps the sign (slope > 0).
+        if not (self.recompute and training and self.trainable
+                and self.negative_slope > 0 and self._fusable(inputs, mask)):
+            outputs = super().call(inputs, training=training, mask=mask)
+            return _leaky_relu_from_output(outputs, self.negative_slope)
+        outputs, mean, var = _bn_leaky_relu_from_output(
+            inputs, tf.cast(self.gamma.value, tf.float32),
+            tf.cast(self.beta.value, tf.float32), self.epsilon,
+            self.negative_slope)
+        self._update_moving_stats(inputs, mean, var)
         return tf.cast(outputs, self.compute_dtype)
+
+
+def batch_norm_leaky_relu(cfg, name):
+    # The reference uses leaky ReLU with slope 0.2 throughout its WRN.
+    return BatchNormLeakyReLU(
+        negative_slope=0.2, momentum=cfg.batch_norm_decay,
+        epsilon=cfg.batch_norm_epsilon, synchronized=cfg.sync_batch_norm,
+        name=name)
 
 
 def batch_norm(cfg, name):
