@@ -90,7 +90,11 @@ def _bn_leaky_relu_from_output(x, gamma, beta, epsilon, slope):
         inv_std = tf.math.rsqrt(var * (n - 1.0) / n + epsilon)
 
         def grad(da, *_):
-            a32 = tf.cast(a, tf.float32)
+            # Not before da exists: the executor would otherwise recover
+            # y and x^ of every layer as soon as the forward ends, holding
+            # them all at once (more memory than keeping x).
+            with tf.control_dependencies([da]):
+                a32 = tf.cast(tf.identity(a), tf.float32)
             positive = a32 > 0
             dy = tf.cast(da, tf.float32) * tf.where(positive, 1.0, slope)
             y32 = tf.where(positive, a32, a32 / slope)
