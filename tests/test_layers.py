@@ -139,9 +139,16 @@ def test_batch_norm_leaky_relu_backward_keeps_only_its_output():
         return tape.gradient(y, [x, layer.gamma, layer.beta])
 
     graph = grad.get_concrete_function(tf.TensorSpec([2, 4, 4, 3])).graph
-    types = {op.type for op in graph.get_operations()}
-    # Keras's or TensorFlow's batch-norm backward would read the input x.
-    assert "FusedBatchNormGradV3" not in types and "FusedBatchNormV3" in types
+    forward = [op for op in graph.get_operations()
+               if op.type == "FusedBatchNormV3"]
+    backward = [op for op in graph.get_operations()
+                if op.type == "FusedBatchNormGradV3"]
+    assert len(forward) == 1 and len(backward) == 1
+    # Only forward ops read the input x (the fused op and custom_gradient's
+    # bookkeeping); the gradient runs on x recovered from the output.
+    x = forward[0].inputs[0]
+    assert {c.type for c in x.consumers()} <= {"FusedBatchNormV3", "IdentityN"}
+    assert backward[0].inputs[1] is not x
     clone = layers.BatchNormLeakyReLU.from_config(layer.get_config())
     assert clone.recompute and clone.negative_slope == 0.2
 

@@ -63,47 +63,59 @@ class BatchNorm(keras.layers.BatchNormalization):
             + var * (1.0 - m))
 
 
+@tf.function(jit_compile=True)
+def _recover_input(a, scale, shift, slope):
+    """x = y * scale + shift with y = leaky_relu^-1(a): one fused XLA
+    loop over the activation instead of four elementwise kernels."""
+    return tf.where(a > 0, a, a / slope) * scale + shift
+
+
 def _bn_leaky_relu_from_output(x, gamma, beta, epsilon, slope):
     """Training-mode batch norm and leaky ReLU whose backward needs only the
     output a (as in-place activated batch norm, Rota Bulo et al. 2018).
 
-    From a the backward recovers the batch-norm output y (leaky ReLU keeps
-    the sign) and the normalised input x^ = (y - beta) / gamma, so neither
-    the input x nor y is kept for backprop: of a WRN block's four saved
-    activations (x, a1, h1, a2) two remain. The backward is built from
-    differentiable ops, so second derivatives (the exact meta-gradient)
-    flow through it. Returns (a, batch mean, Bessel-corrected variance).
+    The backward recovers the batch-norm output y from a (leaky ReLU keeps
+    the sign) and the input from y, x = (y - beta) * sigma / gamma + mu,
+    then runs TensorFlow's fused batch-norm gradient on it, so neither x
+    nor y is kept for backprop: of a WRN block's four saved activations
+    (x, a1, h1, a2) two remain. Every op of the backward has a gradient, so
+    second derivatives (the exact meta-gradient) flow through it. Returns
+    (a, batch mean, Bessel-corrected variance).
 
-    Recovering x^ divides by gamma: in float32 its error is about
-    |beta| * 6e-8 / |gamma|, so a channel whose scale has shrunk to ~1e-5 of
-    its shift gets a visibly noisy gradient (gamma is initialised at 1 and
-    not weight-decayed, so it rarely gets there).
+    Recovering x divides by gamma: in float32 its error is about
+    |beta| * sigma * 6e-8 / |gamma|, so a channel whose scale has shrunk to
+    ~1e-5 of its shift gets a visibly noisy gradient (gamma is initialised
+    at 1 and not weight-decayed, so it rarely gets there).
     """
 
     @tf.custom_gradient
     def forward(x, gamma, beta):
-        y, mean, var = tf.compat.v1.nn.fused_batch_norm(
-            x, gamma, beta, epsilon=epsilon, is_training=True)
+        empty = tf.constant([], tf.float32)
+        y, mean, var, saved_1, saved_2, saved_3 = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta, mean=empty, variance=empty,
+            epsilon=epsilon, is_training=True)
         a = tf.nn.leaky_relu(y, alpha=slope)
         n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
-        # The variance the forward normalised with is the biased one.
-        inv_std = tf.math.rsqrt(var * (n - 1.0) / n + epsilon)
+        # The forward normalised with the biased batch variance.
+        sigma = tf.sqrt(var * (n - 1.0) / n + epsilon)
 
         def grad(da, *_):
-            # Not before da exists: the executor would otherwise recover
-            # y and x^ of every layer as soon as the forward ends, holding
-            # them all at once (more memory than keeping x).
+            # Not before da exists: the executor would otherwise recover x
+            # of every layer as soon as the forward ends, holding them all
+            # at once (more memory than keeping x).
             with tf.control_dependencies([da]):
-                a32 = tf.cast(tf.identity(a), tf.float32)
-            positive = a32 > 0
-            dy = tf.cast(da, tf.float32) * tf.where(positive, 1.0, slope)
-            y32 = tf.where(positive, a32, a32 / slope)
-            x_hat = (y32 - beta) / gamma
-            axes = [0, 1, 2]
-            d_beta = tf.reduce_sum(dy, axes)
-            d_gamma = tf.reduce_sum(dy * x_hat, axes)
-            dx = gamma * inv_std * (dy - d_beta / n - x_hat * d_gamma / n)
-            return tf.cast(dx, x.dtype), d_gamma, d_beta
+                a_ = tf.identity(a)
+            dy = tf.raw_ops.LeakyReluGrad(gradients=da, features=a_,
+                                          alpha=slope)
+            scale = sigma / gamma
+            x_rec = _recover_input(tf.cast(a_, tf.float32), scale,
+                                   mean - beta * scale,
+                                   tf.constant(slope, tf.float32))
+            dx, d_gamma, d_beta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+                y_backprop=dy, x=tf.cast(x_rec, x.dtype), scale=gamma,
+                reserve_space_1=saved_1, reserve_space_2=saved_2,
+                reserve_space_3=saved_3, epsilon=epsilon, is_training=True)
+            return dx, d_gamma, d_beta
 
         return (a, tf.stop_gradient(mean), tf.stop_gradient(var)), grad
 
