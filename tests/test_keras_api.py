@@ -58,10 +58,10 @@ def dense(width, dropout=0.0):
     return keras.Sequential(layers + [keras.layers.Dense(10)])
 
 
-def tiny_mpl(**step_args):
+def tiny_mpl(dropout=0.2, **step_args):
     keras.utils.set_random_seed(0)
     mpl = mpl_tf.MetaPseudoLabels(
-        teacher=dense(16), student=dense(12, dropout=0.2), ema_decay=0.9,
+        teacher=dense(16), student=dense(12, dropout), ema_decay=0.9,
         label_smoothing=0.1, uda_steps=4, **step_args)
     mpl.compile(
         mpl_tf.reference_optimizer(mpl_tf.WarmupDecay(0.05, 50,
@@ -162,12 +162,16 @@ def test_fit_on_digits_learns(source):
 def test_steps_per_execution_and_a_second_fit(source):
     """6 steps as one fit: the same weights with steps_per_execution=3 as
     with 1, and as two fits of 3 steps (the second fit's dataset starts at
-    the model's step, not at step 0 again)."""
-    def run(steps_per_execution=1, fits=1):
-        mpl = tiny_mpl()
+    the model's step, not at step 0 again). With jit_compile=True each
+    step is one XLA program (as on a TPU): the same weights to float
+    rounding. (No dropout: XLA draws other random numbers.)"""
+    def run(steps_per_execution=1, fits=1, jit_compile=False):
+        mpl = tiny_mpl(dropout=0.0)
         mpl.compile(mpl_tf.reference_optimizer(0.05),
                     keras.optimizers.SGD(0.05, momentum=0.9),
-                    steps_per_execution=steps_per_execution)
+                    steps_per_execution=steps_per_execution,
+                    jit_compile=jit_compile)
+        assert mpl.jit_compile == jit_compile
         train = fit_input.source_train_dataset(source, batch_size=8,
                                                uda_data=2)
         for _ in range(fits):
@@ -178,6 +182,7 @@ def test_steps_per_execution_and_a_second_fit(source):
     one = run()
     assert_same(run(steps_per_execution=3), one)
     assert_same(run(fits=2), one)
+    assert_same(run(steps_per_execution=3, jit_compile=True), one, atol=1e-5)
 
 
 def test_two_mirrored_replicas_match_one_device():
