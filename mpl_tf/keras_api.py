@@ -30,8 +30,10 @@ from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
 from mpl_tf.training.supervised import SupervisedModel
 from mpl_tf.training.uda import UDAModel
 
-# The flags' defaults (G's flag_utils.py), which the step arguments below
-# repeat in their signatures; tests/test_keras_api.py checks they agree.
+# compile()'s default learning rates: the CLI's (the flags' base rates per
+# 256 labeled images, --mpl_teacher_lr, --mpl_student_lr, --lr) at its
+# default batch of 128, held constant. The step arguments' defaults below
+# are the flags' defaults too; tests/test_keras_api.py checks both.
 MPL_TEACHER_LR = 0.1 * 128 / 256
 MPL_STUDENT_LR = 0.1 * 128 / 256
 LR = 0.016 * 128 / 256
