@@ -340,6 +340,20 @@ def test_uda_and_supervised_fit(source, cls):
     assert model.get_config()["ema_decay"] == 0.9
 
 
+class _Subclassed(keras.Model):
+    """A subclassed network (no get_config), built on creation."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(4, activation="relu")
+        self.logits = keras.layers.Dense(10)
+        self(np.zeros((1, SIZE, SIZE, 3), np.float32))
+
+    def call(self, images, training=False):
+        flat = tf.reshape(images, [tf.shape(images)[0], -1]) / 255.0
+        return self.logits(self.hidden(flat))
+
+
 def test_constructor_checks():
     with pytest.raises(ValueError, match="no weights yet"):
         mpl_tf.MetaPseudoLabels(teacher=dense(4),
@@ -351,7 +365,15 @@ def test_constructor_checks():
     with pytest.raises(ValueError, match="mpl_feedback="):
         mpl_tf.MetaPseudoLabels(teacher=dense(4), student=dense(4),
                                 mpl_feedback="exakt")
-    mpl = mpl_tf.MetaPseudoLabels(teacher=dense(4), student=dense(4))
+    # A subclassed student without get_config cannot be cloned for its
+    # moving average: the error says how to give the twin instead.
+    with pytest.raises(ValueError, match="pass a second, identically built"):
+        mpl_tf.MetaPseudoLabels(teacher=dense(4), student=_Subclassed(),
+                                ema_decay=0.9)
+    mpl = mpl_tf.MetaPseudoLabels(teacher=dense(4), student=_Subclassed(),
+                                  ema_decay=0.9, ema_student=_Subclassed())
+    assert_same([w.numpy() for w in mpl.ema_student.weights],
+                [w.numpy() for w in mpl.student.weights])
     with pytest.raises(ValueError, match="two optimizer objects"):
         opt = keras.optimizers.SGD()
         mpl.compile(opt, opt)
