@@ -104,8 +104,9 @@ def _twin(network, given, role):
                 f"cannot clone {role} {network.name!r} for its moving "
                 f"average ({type(err).__name__}: {err}); pass a second, "
                 f"identically built network as ema_{role}=") from err
+    pairs = list(zip(given.weights, network.weights))
     if len(given.weights) != len(network.weights) or any(
-            a.shape != b.shape for a, b in zip(given.weights, network.weights)):
+            a.shape != b.shape for a, b in pairs):
         raise ValueError(f"ema_{role} {given.name!r} must have the weights of "
                          f"{role} {network.name!r} (same layers, same order)")
     ema_lib.copy(given, network)
@@ -121,7 +122,8 @@ def _step_config(values):
             values.get("mpl_feedback") != "exact":
         raise ValueError("mpl_label='soft' needs mpl_feedback='exact'")
     if values.get("mpl_low_memory") and values.get("mpl_feedback") != "taylor":
-        raise ValueError("mpl_low_memory works with mpl_feedback='taylor' only")
+        raise ValueError("mpl_low_memory works with mpl_feedback='taylor' "
+                         "only")
     if not 0.0 <= values["ema_decay"] < 1.0:
         raise ValueError(f"ema_decay={values['ema_decay']}: must be in [0, 1)")
     if values["grad_bound"] <= 0:

@@ -273,10 +273,10 @@ def test_keras_callbacks_and_saving(source, tmp_path):
     as_json = lambda model: json.dumps(model.get_config(), sort_keys=True)
     assert as_json(loaded) == as_json(mpl)
     assert_same(weights(loaded), weights(mpl))
+    # pylint: disable=protected-access
     for name in ("nonfinite_steps", "student_seed_state_0"):
-        assert np.array_equal(
-            loaded._extra_state()[name].numpy(),  # pylint: disable=protected-access
-            mpl._extra_state()[name].numpy())  # pylint: disable=protected-access
+        assert np.array_equal(loaded._extra_state()[name].numpy(),
+                              mpl._extra_state()[name].numpy())
     got = loaded.evaluate(test, return_dict=True, verbose=0)
     assert got == pytest.approx(expected, abs=1e-6)
     # Weights only, into a model built the same way.
