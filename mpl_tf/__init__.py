@@ -10,3 +10,19 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
+
+# The Keras API, imported on first use: `import mpl_tf` itself stays light
+# (and must not import TensorFlow, for the switch above to take effect).
+_KERAS_API = ("MetaPseudoLabels", "UDA", "Supervised", "reference_optimizer")
+
+
+def __getattr__(name):
+    import importlib  # pylint: disable=import-outside-toplevel
+
+    if name in _KERAS_API:
+        return getattr(importlib.import_module("mpl_tf.keras_api"), name)
+    if name == "WarmupDecay":
+        return importlib.import_module("mpl_tf.schedules").WarmupDecay
+    if name in ("data", "models", "training"):
+        return importlib.import_module(f"mpl_tf.{name}")
+    raise AttributeError(f"module 'mpl_tf' has no attribute {name!r}")

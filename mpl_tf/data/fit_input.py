@@ -1,0 +1,170 @@
+"""tf.data input for `keras.Model.fit` (mpl_tf.MetaPseudoLabels, UDA,
+Supervised): the train step's dict batches from numpy arrays or from one of
+the tool's own sources, and (images, labels) batches for `evaluate`.
+
+The batches are `pipeline.TrainInput`'s (the CLI's: the same draws, the same
+weak and strong views). Each element is one GLOBAL batch; under a
+tf.distribute strategy `fit` splits it over the replicas, and each replica's
+share is exactly the rows TrainInput would give that replica.
+
+Step t's batch is a function of (seed, t). A dataset from `train_dataset`
+reads its first step from a variable that the model's `fit` sets to the
+model's own step when training begins (after `BackupAndRestore` restored
+it), so a resumed or continued `fit` gets the batches an uninterrupted run
+would have seen. Pass the dataset to `fit` as returned: a dataset derived
+from it (`.take`, `.map`) starts again at step 0.
+"""
+
+import types
+
+import numpy as np
+import tensorflow as tf
+
+from mpl_tf.data import loader, pipeline
+from mpl_tf.data.source import Source, Split, StreamedSplit
+
+# The attribute of a dataset from this module holding its start-step variable.
+START_STEP_ATTR = "_mpl_tf_start_step"
+
+# The flags' defaults (tests/test_keras_api.py checks they stay equal).
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_UDA_DATA = 4
+DEFAULT_MAGNITUDE = 5
+MODES = ("mpl", "uda", "supervised")
+
+
+def augment_config(source, augment=None):
+    """The CLI's augmentation of `source` (pad image_size/8, cutout from
+    the source's fraction, its flip and fill, RandAugment magnitude 5 on the
+    reference's 0..30 scale), with `augment` overriding fields by name:
+    image_size, pad, hflip, fill, cutout, magnitude, ops_per_image,
+    randaugment. An `AugmentConfig` is used as is."""
+    if augment is not None and not isinstance(augment, dict):
+        return augment
+    augment = dict(augment or {})
+    flags = types.SimpleNamespace(
+        hflip=augment.pop("hflip", None),
+        augment_magnitude=augment.pop("magnitude", DEFAULT_MAGNITUDE),
+        randaugment=augment.pop("randaugment", "stateless"))
+    cfg = loader.augment_config(flags, source)
+    unknown = set(augment) - set(cfg.get_config())
+    if unknown:
+        raise ValueError(f"augment: unknown keys {sorted(unknown)}; known: "
+                         f"{sorted(cfg.get_config())}")
+    return type(cfg)(**{**cfg.get_config(), **augment})
+
+
+def arrays_source(labeled_images, labeled_labels, unlabeled_images=None,
+                  unlabeled_labels=None, num_classes=None, name="arrays",
+                  hflip=True, fill=128.0, cutout_fraction=0.5):
+    """A `Source` from arrays: images [N, S, S, C] on the 0..255 scale
+    (uint8 or float), labels int [N]. `unlabeled_labels` (-1 where unknown)
+    only feed diagnostics (`mpl/pseudo_label_accuracy`); they are never
+    trained on."""
+    l_images = np.asarray(labeled_images)
+    l_labels = np.asarray(labeled_labels).reshape(-1).astype(np.int32)
+    if l_images.ndim != 4 or l_images.shape[1] != l_images.shape[2]:
+        raise ValueError(f"labeled_images: expected [N, S, S, C] square "
+                         f"images, got shape {l_images.shape}")
+    if len(l_labels) != len(l_images):
+        raise ValueError(f"{len(l_images)} labeled images but "
+                         f"{len(l_labels)} labels")
+    if unlabeled_images is None:
+        unlabeled = Split(l_images[:0])
+    else:
+        u_images = np.asarray(unlabeled_images)
+        if u_images.shape[1:] != l_images.shape[1:]:
+            raise ValueError(f"unlabeled images {u_images.shape[1:]} differ "
+                             f"from labeled images {l_images.shape[1:]}")
+        u_labels = (None if unlabeled_labels is None else
+                    np.asarray(unlabeled_labels).reshape(-1).astype(np.int32))
+        unlabeled = Split(u_images, u_labels)
+    classes = num_classes or int(l_labels.max()) + 1
+    return Source(name=name, num_classes=classes,
+                  image_size=l_images.shape[1], channels=l_images.shape[-1],
+                  mean=(0.0,) * l_images.shape[-1],
+                  std=(1.0,) * l_images.shape[-1],
+                  labeled=Split(l_images, l_labels), unlabeled=unlabeled,
+                  test=Split(l_images[:0], l_labels[:0]), hflip=hflip,
+                  fill=fill, cutout_fraction=cutout_fraction)
+
+
+def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,
+                         uda_data=DEFAULT_UDA_DATA, mode="mpl", augment=None,
+                         seed=0, labeled_view="weak", start_step=0):
+    """The train step's batches from a `Source` (e.g. `mpl_tf.data.digits
+    .load(50, seed=0)` or `mpl_tf.data.load_source("cifar10_4000_mpl")`).
+
+    mode: "mpl" or "uda" (labeled and unlabeled images: `l_images`,
+    `l_labels`, `u_weak`, `u_strong`, and `u_labels` when the unlabeled
+    images' classes are known) or "supervised" (labeled only).
+    `batch_size`: labeled images per global step; `uda_data` unlabeled
+    images per labeled one. `labeled_view`: "weak" (flip and crop) or
+    "strong" (RandAugment; the CLI's supervised mode with --use_augment).
+    `start_step`: the first step's index; an in-memory source's dataset
+    is moved to the model's own step when `fit` begins.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: expected one of {MODES}")
+    if mode != "supervised" and len(source.unlabeled) == 0:
+        raise ValueError(f"mode={mode!r} needs unlabeled images")
+    if batch_size < 1 or uda_data < 1:
+        raise ValueError("batch_size and uda_data must be >= 1")
+    train_input = pipeline.TrainInput(
+        source, augment_config(source, augment), mode, batch_size,
+        uda_data, seed, labeled_view=labeled_view)
+    if source.streamed:
+        # The streamed pipeline seeds its shuffles from a Python int: it
+        # starts where it is told and does not follow the model's step.
+        return train_input.dataset(start_step=int(start_step))
+    start = tf.Variable(int(start_step), dtype=tf.int64, trainable=False,
+                        name="data_start_step")
+    dataset = train_input.dataset(start_step=start)
+    setattr(dataset, START_STEP_ATTR, start)
+    return dataset
+
+
+def train_dataset(labeled_images, labeled_labels, unlabeled_images=None, *,
+                  batch_size=DEFAULT_BATCH_SIZE, uda_data=DEFAULT_UDA_DATA,
+                  augment=None, seed=0, unlabeled_labels=None, mode=None,
+                  labeled_view="weak", start_step=0):
+    """The train step's batches from numpy arrays, with the weak and strong
+    views of the unlabeled images.
+
+    Images [N, S, S, C] on the 0..255 scale (the networks get float32
+    0..255: put any rescaling inside them). `mode` defaults to "mpl" with
+    unlabeled images and "supervised" without (the batches of "mpl" and
+    "uda" are the same). `augment`: a dict overriding the default
+    augmentation (see `augment_config`), e.g. {"hflip": False,
+    "magnitude": 10}. Infinite: give `fit` a `steps_per_epoch`.
+    """
+    if mode is None:
+        mode = "supervised" if unlabeled_images is None else "mpl"
+    source = arrays_source(labeled_images, labeled_labels, unlabeled_images,
+                           unlabeled_labels)
+    return source_train_dataset(source, batch_size, uda_data, mode, augment,
+                                seed, labeled_view, start_step)
+
+
+def eval_dataset(images, labels=None, batch_size=256):
+    """(float32 images 0..255, int32 labels) batches for `evaluate`, in
+    order, each image once. `images` may be a `Split` (e.g. `source.test`)
+    or an array with `labels`."""
+    if isinstance(images, (Split, StreamedSplit)):
+        split = images
+    else:
+        split = Split(np.asarray(images),
+                      np.asarray(labels).reshape(-1).astype(np.int32))
+    return pipeline.eval_dataset(split, batch_size)
+
+
+def load_source(dataset_name, **flags):
+    """One of the CLI's datasets by its --dataset_name (e.g.
+    "digits_50_mpl", "cifar10_4000_mpl"), with other flags as keyword
+    arguments (seed, data_dir, image_size, num_val, ...). Defines the CLI's
+    absl flags on first use."""
+    # pylint: disable=import-outside-toplevel  (params defines absl flags)
+    from mpl_tf import params as params_lib
+
+    params = params_lib.defaults(dataset_name=dataset_name, **flags)
+    return loader.load_source(params)

@@ -1,0 +1,406 @@
+"""Meta Pseudo Labels, UDA and supervised training as Keras models you `fit`.
+
+    mpl = mpl_tf.MetaPseudoLabels(teacher=my_teacher, student=my_student,
+                                  ema_decay=0.995, uda_weight=8.0)
+    mpl.compile()                      # SGD Nesterov 0.9, or your optimizers
+    mpl.fit(mpl_tf.data.train_dataset(x_l, y_l, x_u), steps_per_epoch=...)
+    mpl.evaluate(x_test, y_test)       # the EMA student's loss and accuracy
+    mpl.student.save("student.keras")
+
+The classes are the CLI's step classes (MPLModel, UDAModel,
+SupervisedModel) with a Keras face: hyper-parameters as constructor
+arguments named as the flags, optimizers at `compile`, an EMA twin of the
+deployed network, `test_step`, `call` (the evaluated network), saving. The
+train step is the CLI's own `train_step`, unchanged: Keras runs it under
+`strategy.run` and its logs are the CLI's scalars (global values, the same on
+every replica, which Keras' per-replica reduction -- a mean, or the first
+replica's value on a TPU -- leaves as they are), plus `loss`.
+"""
+
+import inspect
+
+import keras
+import tensorflow as tf
+
+from mpl_tf.data import fit_input
+from mpl_tf.training import ema as ema_lib
+from mpl_tf.training.base import StepConfig
+from mpl_tf.training.mpl import FEEDBACK_PAIRINGS, MPLModel
+from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
+from mpl_tf.training.supervised import SupervisedModel
+from mpl_tf.training.uda import UDAModel
+
+# compile()'s default learning rates: the CLI's (the flags' base rates per
+# 256 labeled images, --mpl_teacher_lr, --mpl_student_lr, --lr) at its
+# default batch of 128, held constant. The step arguments' defaults below
+# are the flags' defaults too; tests/test_keras_api.py checks both.
+MPL_TEACHER_LR = 0.1 * 128 / 256
+MPL_STUDENT_LR = 0.1 * 128 / 256
+LR = 0.016 * 128 / 256
+
+_SUPERVISED_ARGS = ("label_smoothing", "weight_decay", "grad_bound",
+                    "ema_decay", "seed")
+_UDA_ARGS = _SUPERVISED_ARGS + ("uda_weight", "uda_temp", "uda_threshold",
+                                "uda_steps")
+_MPL_ARGS = _UDA_ARGS + ("mpl_feedback", "mpl_label", "mpl_label_view",
+                         "mpl_baseline_decay", "mpl_low_memory",
+                         "mpl_feedback_pairing")
+_CHOICES = {"mpl_feedback": ("taylor", "exact"),
+            "mpl_label": ("hard", "sample", "soft"),
+            "mpl_label_view": ("strong", "weak"),
+            "mpl_feedback_pairing": FEEDBACK_PAIRINGS}
+
+
+def reference_optimizer(learning_rate, name=None):
+    """The reference's optimizer: SGD with Nesterov momentum 0.9.
+
+    `learning_rate`: a float or any `keras.optimizers.schedules.
+    LearningRateSchedule` of the global step, e.g. `mpl_tf.WarmupDecay(
+    0.1 * batch_size / 256, total_steps, warmup_steps=...)`: the CLI's
+    schedule (its learning rates are per 256 labeled images)."""
+    return make_optimizer(learning_rate, "momentum", name or "sgd_nesterov")
+
+
+def _no_all_reduce(grads_and_vars):
+    return list(grads_and_vars)
+
+
+def _prepare_optimizer(optimizer, default_lr, name):
+    """None -> the reference's optimizer at `default_lr`; a name or config
+    -> keras.optimizers.get. Any Keras optimizer receives gradients the
+    train step has already summed over replicas (then weight-decayed and
+    clipped by global norm): its own all-reduce is switched off, as
+    GlobalSGD's is."""
+    if optimizer is None:
+        return reference_optimizer(default_lr, name)
+    if isinstance(optimizer, (str, dict)):
+        optimizer = keras.optimizers.get(optimizer)
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError(f"{name}: expected a keras.optimizers.Optimizer, got "
+                        f"{type(optimizer).__name__}")
+    if not isinstance(optimizer, GlobalSGD):
+        optimizer._all_reduce_sum_gradients = _no_all_reduce  # pylint: disable=protected-access
+    return optimizer
+
+
+def _check_network(network, role):
+    if not isinstance(network, keras.layers.Layer):
+        raise TypeError(f"{role}: expected a Keras model, got "
+                        f"{type(network).__name__}")
+    if not network.built or not network.trainable_weights:
+        raise ValueError(
+            f"{role} {network.name!r} has no weights yet: build it first "
+            "(give it a keras.Input, or call it once on a batch of images)")
+
+
+def _twin(network, given, role):
+    """The EMA twin of `network`: `given`, or a clone (Sequential,
+    functional, or a subclassed model with get_config)."""
+    if given is None:
+        try:
+            given = keras.models.clone_model(network)
+        except Exception as err:  # pylint: disable=broad-except
+            raise ValueError(
+                f"cannot clone {role} {network.name!r} for its moving "
+                f"average ({type(err).__name__}: {err}); pass a second, "
+                f"identically built network as ema_{role}=") from err
+    pairs = list(zip(given.weights, network.weights))
+    if len(given.weights) != len(network.weights) or any(
+            a.shape != b.shape for a, b in pairs):
+        raise ValueError(f"ema_{role} {given.name!r} must have the weights of "
+                         f"{role} {network.name!r} (same layers, same order)")
+    ema_lib.copy(given, network)
+    return given
+
+
+def _step_config(values):
+    for name, choices in _CHOICES.items():
+        if name in values and values[name] not in choices:
+            raise ValueError(f"{name}={values[name]!r}: expected one of "
+                             f"{choices}")
+    if values.get("mpl_label") == "soft" and \
+            values.get("mpl_feedback") != "exact":
+        raise ValueError("mpl_label='soft' needs mpl_feedback='exact'")
+    if values.get("mpl_low_memory") and values.get("mpl_feedback") != "taylor":
+        raise ValueError("mpl_low_memory works with mpl_feedback='taylor' "
+                         "only")
+    if not 0.0 <= values["ema_decay"] < 1.0:
+        raise ValueError(f"ema_decay={values['ema_decay']}: must be in [0, 1)")
+    if values["grad_bound"] <= 0:
+        raise ValueError(f"grad_bound={values['grad_bound']}: must be > 0")
+    return StepConfig(**values)
+
+
+class _StartDataAtModelStep(keras.callbacks.Callback):
+    """Moves a `mpl_tf.data` training dataset to the model's step when
+    training begins: after BackupAndRestore restored the model, before the
+    dataset's iterator is created."""
+
+    def __init__(self, start_step):
+        super().__init__()
+        self.start_step = start_step
+
+    def on_train_begin(self, logs=None):
+        self.start_step.assign(tf.cast(self.model.global_step, tf.int64))
+
+
+class _KerasTrainer:
+    """What the Keras face adds to a step class (mixed in before it)."""
+
+    _STEP_ARGS = ()
+
+    def _init_keras(self, step_args):
+        # What `evaluate` reports: the deployed (EMA) network's mean
+        # cross-entropy and accuracy.
+        self._eval_loss = keras.metrics.Mean(name="loss")
+        self._eval_accuracy = keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy")
+        self._step_args = dict(step_args)
+        self._compile_args = {}
+        self.built = True
+
+    # -- what Keras calls ----------------------------------------------------
+    def call(self, inputs, training=False):
+        """Logits of the evaluated network (the EMA twin if any)."""
+        return self.eval_network(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return [self._eval_loss, self._eval_accuracy]
+
+    def train_step(self, data):
+        """The CLI's train step, plus `loss` (see `fit_loss`): NaN when the
+        step was skipped because a loss, gradient or the feedback was not
+        finite, so that keras.callbacks.TerminateOnNaN sees every skip."""
+        skipped_before = tf.identity(self.nonfinite_steps)
+        logs = super().train_step(data)
+        skipped = logs["nonfinite/skipped_steps"] > skipped_before
+        loss = self.fit_loss(logs)
+        logs["loss"] = tf.where(skipped, tf.constant(float("nan"), loss.dtype),
+                                loss)
+        return logs
+
+    def test_step(self, data):
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        logits = self(tf.cast(images, self.eval_network.compute_dtype),
+                      training=False)
+        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+        self._eval_loss.update_state(
+            keras.losses.sparse_categorical_crossentropy(
+                labels, tf.cast(logits, tf.float32), from_logits=True))
+        self._eval_accuracy.update_state(labels, logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def fit(self, *args, **kwargs):
+        """keras.Model.fit. A dataset from `mpl_tf.data` starts at the
+        model's step (so a fit resumed by BackupAndRestore, or a second
+        fit, continues the batch sequence); `shuffle` defaults to False
+        (the batches are already seeded draws)."""
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        arguments = dict(bound.arguments)
+        arguments.pop("self")
+        arguments.setdefault("shuffle", False)
+        start = getattr(arguments.get("x"), fit_input.START_STEP_ATTR, None)
+        callbacks = arguments.get("callbacks")
+        if start is not None and not isinstance(
+                callbacks, keras.callbacks.CallbackList):
+            arguments["callbacks"] = [*(callbacks or []),
+                                      _StartDataAtModelStep(start)]
+        return super().fit(**arguments)
+
+    # -- compile -------------------------------------------------------------
+    def _compile(self, optimizers, steps_per_execution, jit_compile,
+                 run_eagerly):
+        """`optimizers`: [(compile argument, attribute, optimizer)]."""
+        for _, attribute, optimizer in optimizers:
+            setattr(self, attribute, optimizer)
+        with self.distribute_strategy.scope():
+            super().compile(steps_per_execution=steps_per_execution,
+                            jit_compile=jit_compile, run_eagerly=run_eagerly)
+            for optimizer, network in self.optimizers():
+                optimizer.build(network.trainable_variables)
+        self._compile_args = {
+            "steps_per_execution": steps_per_execution,
+            "jit_compile": jit_compile, "run_eagerly": run_eagerly,
+            **{argument: keras.optimizers.serialize(optimizer)
+               for argument, _, optimizer in optimizers}}
+
+    def get_compile_config(self):
+        return dict(self._compile_args) if self.compiled else None
+
+    def compile_from_config(self, config):
+        self.compile(**config)
+
+    # -- saving --------------------------------------------------------------
+    def _extra_state(self):
+        """Step state that is neither a network's weights nor an optimizer's
+        (Keras saves those by walking this model's attributes): the MPL
+        baseline, the non-finite step counters, dropout's random state."""
+        return {name: value for name, value in self.checkpoint_items().items()
+                if not isinstance(value, (keras.layers.Layer,
+                                          keras.optimizers.Optimizer))}
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for name, variable in self._extra_state().items():
+            store[name] = variable.numpy()
+
+    def load_own_variables(self, store):
+        for name, variable in self._extra_state().items():
+            variable.assign(store[name])
+
+    def _networks_config(self):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name, **self._networks_config(),
+                **self._step_args}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key, value in config.items():
+            if isinstance(value, dict) and "class_name" in value:
+                config[key] = keras.saving.deserialize_keras_object(value)
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class MetaPseudoLabels(_KerasTrainer, MPLModel):
+    """Meta Pseudo Labels with your teacher and student (Keras models from
+    float32 images on the 0..255 scale to logits; the same classes).
+
+    The step arguments are the CLI's flags (README, "Flags"); their
+    defaults are the flags'. With `ema_decay` > 0 the evaluated and
+    deployed network is a moving average of the student (`ema_student`;
+    pass `ema_student=` for a subclassed student that cannot be cloned).
+    Build the model (and its networks) inside `strategy.scope()` to train
+    under a tf.distribute strategy.
+
+    Logs: the CLI's scalars (`cross_entropy/teacher_on_l`,
+    `cross_entropy/student_on_u`, `mpl/feedback`, `lr/student`, ...) and
+    `loss` = teacher_on_l + uda/weight * teacher_on_u + student_on_u, the
+    two objectives the step descends (without the teacher's feedback
+    term), NaN for a step that was skipped because something was not
+    finite. `evaluate` reports `loss` and `accuracy` of the evaluated
+    network (EarlyStopping on `val_accuracy` needs `mode="max"`, as for
+    any Keras model that tracks its own metrics).
+    """
+
+    _STEP_ARGS = _MPL_ARGS
+
+    def __init__(self, teacher, student, *, ema_student=None,
+                 label_smoothing=0.0, weight_decay=1e-4, grad_bound=1e9,
+                 uda_weight=1.0, uda_temp=0.75, uda_threshold=0.6,
+                 uda_steps=10000, ema_decay=0.0, mpl_feedback="taylor",
+                 mpl_label="hard", mpl_label_view="strong",
+                 mpl_baseline_decay=0.99, mpl_low_memory=False,
+                 mpl_feedback_pairing="paired", seed=0, name=None):
+        args = {k: v for k, v in locals().items() if k in _MPL_ARGS}
+        _check_network(teacher, "teacher")
+        _check_network(student, "student")
+        ema = _twin(student, ema_student, "student") if ema_decay > 0 else None
+        super().__init__(_step_config(args), teacher, student, None, None,
+                         ema_network=ema, name=name or "meta_pseudo_labels")
+        self._init_keras(args)
+
+    @property
+    def ema_student(self):
+        """The moving average of the student, or None (ema_decay=0)."""
+        return self.ema_network
+
+    def compile(self, teacher_optimizer=None, student_optimizer=None, *,
+                steps_per_execution=1, jit_compile="auto", run_eagerly=False):
+        """Optimizers: any Keras optimizer (learning rate a float or a
+        LearningRateSchedule of the step), a name, or None for SGD with
+        Nesterov momentum 0.9 at the flags' default rate (0.1, constant)."""
+        if teacher_optimizer is not None and \
+                teacher_optimizer is student_optimizer:
+            raise ValueError("the teacher and the student need two optimizer "
+                             "objects (each keeps its own slots)")
+        self._compile([
+            ("teacher_optimizer", "teacher_optimizer", _prepare_optimizer(
+                teacher_optimizer, MPL_TEACHER_LR, "teacher_optimizer")),
+            ("student_optimizer", "student_optimizer", _prepare_optimizer(
+                student_optimizer, MPL_STUDENT_LR, "student_optimizer"))],
+            steps_per_execution, jit_compile, run_eagerly)
+
+    @staticmethod
+    def fit_loss(logs):
+        return (logs["cross_entropy/teacher_on_l"]
+                + logs["uda/weight"] * logs["cross_entropy/teacher_on_u"]
+                + logs["cross_entropy/student_on_u"])
+
+    def _networks_config(self):
+        return {"teacher": keras.saving.serialize_keras_object(self.teacher),
+                "student": keras.saving.serialize_keras_object(self.student)}
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class UDA(_KerasTrainer, UDAModel):
+    """Unsupervised Data Augmentation: your network trained on labeled CE
+    plus the consistency between its weak- and strong-view predictions
+    (MetaPseudoLabels' teacher half). `loss` in the logs = teacher_on_l +
+    uda/weight * teacher_on_u."""
+
+    _STEP_ARGS = _UDA_ARGS
+
+    def __init__(self, model, *, ema_model=None, label_smoothing=0.0,
+                 weight_decay=1e-4, grad_bound=1e9, uda_weight=1.0,
+                 uda_temp=0.75, uda_threshold=0.6, uda_steps=10000,
+                 ema_decay=0.0, seed=0, name=None):
+        args = {k: v for k, v in locals().items() if k in _UDA_ARGS}
+        _check_network(model, "model")
+        ema = _twin(model, ema_model, "model") if ema_decay > 0 else None
+        super().__init__(_step_config(args), model, None, ema_network=ema,
+                         name=name or "uda")
+        self._init_keras(args)
+
+    def compile(self, optimizer=None, *, steps_per_execution=1,
+                jit_compile="auto", run_eagerly=False):
+        """`optimizer`: any Keras optimizer, a name, or None for SGD with
+        Nesterov momentum 0.9 at the flags' default --lr (0.016)."""
+        self._compile([("optimizer", "teacher_optimizer", _prepare_optimizer(
+            optimizer, LR, "optimizer"))], steps_per_execution, jit_compile,
+                      run_eagerly)
+
+    @staticmethod
+    def fit_loss(logs):
+        return (logs["cross_entropy/teacher_on_l"]
+                + logs["uda/weight"] * logs["cross_entropy/teacher_on_u"])
+
+    def _networks_config(self):
+        return {"model": keras.saving.serialize_keras_object(self.teacher)}
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class Supervised(_KerasTrainer, SupervisedModel):
+    """Your network on the labeled images alone (the baseline; also the
+    finetune stage after MPL). `loss` = cross_entropy/model_on_l."""
+
+    _STEP_ARGS = _SUPERVISED_ARGS
+
+    def __init__(self, model, *, ema_model=None, label_smoothing=0.0,
+                 weight_decay=1e-4, grad_bound=1e9, ema_decay=0.0, seed=0,
+                 name=None):
+        args = {k: v for k, v in locals().items() if k in _SUPERVISED_ARGS}
+        _check_network(model, "model")
+        ema = _twin(model, ema_model, "model") if ema_decay > 0 else None
+        super().__init__(_step_config(args), model, None, ema_network=ema,
+                         name=name or "supervised")
+        self._init_keras(args)
+
+    def compile(self, optimizer=None, *, steps_per_execution=1,
+                jit_compile="auto", run_eagerly=False):
+        """`optimizer`: any Keras optimizer, a name, or None for SGD with
+        Nesterov momentum 0.9 at the flags' default --lr (0.016)."""
+        self._compile([("optimizer", "optimizer_", _prepare_optimizer(
+            optimizer, LR, "optimizer"))], steps_per_execution, jit_compile,
+                      run_eagerly)
+
+    @staticmethod
+    def fit_loss(logs):
+        return logs["cross_entropy/model_on_l"]
+
+    def _networks_config(self):
+        return {"model": keras.saving.serialize_keras_object(self.network)}
