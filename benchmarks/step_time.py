@@ -71,7 +71,7 @@ def parse_args(argv=None):
                    help="tiny model and batch: a smoke test")
     p.add_argument("--child", help=argparse.SUPPRESS)  # run one mode, print RSS
     args = p.parse_args(argv)
-    if args.quick:
+    if args.quick:  # a smoke test: small everything
         args.model_type, args.image_size = "cnn-tiny", 12
         args.batch, args.mu, args.steps, args.warmup = 4, 2, 3, 1
     return args
@@ -206,12 +206,13 @@ def child_peak_rss(mode, argv):
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss"]
 
 
-def torch_row(args):
-    """Seconds per step and peak RSS of the PyTorch MPL step, in a child."""
+def torch_row(args, mode="mpl"):
+    """Seconds per step and peak RSS of the port's step (torch_step.py's
+    `mode`: mpl, or the teacher's uda step alone), in a child process."""
     if not args.model_type.startswith("wrn-28-"):
         raise SystemExit("--torch_python needs a --model_type=wrn-28-k")
     cmd = [args.torch_python, os.path.join(REPO, "benchmarks", "torch_step.py"),
-           f"--batch={args.batch}", f"--mu={args.mu}",
+           f"--mode={mode}", f"--batch={args.batch}", f"--mu={args.mu}",
            f"--image_size={args.image_size}",
            f"--width={args.model_type.split('-')[-1]}",
            f"--steps={args.steps}", f"--warmup={args.warmup}"]
@@ -231,14 +232,18 @@ def main(argv=None):
     peaks = {}
     if args.memory:
         passthrough = [a for a in argv if not a.startswith("--modes")]
-        peaks = {m: child_peak_rss(m, passthrough) for m in modes}
+        # --quick measures one mode's memory: each child pays TF's start-up.
+        peaks = {m: child_peak_rss(m, passthrough)
+                 for m in (modes[-1:] if args.quick else modes)}
     if args.torch_python:
-        row = torch_row(args)
-        name = f"taylor (PyTorch {row['torch']})"
-        times[name], peaks[name] = row["times"], row["peak_rss"]
-        modes.append(name)
+        for ours, port in (("taylor", "mpl"), ("uda", "uda")):
+            if ours in modes:
+                row = torch_row(args, port)
+                name = f"{ours} (port's step, PyTorch {row['torch']})"
+                times[name], peaks[name] = row["times"], row["peak_rss"]
+                modes.append(name)
     fwd = forward_flops(next(iter(built.values()))[0].deployed, args.image_size)
-    peak_flops = machine_flops()
+    peak_flops = machine_flops(512 if args.quick else 2048)
     b, mu = args.batch, args.mu
     teacher_images = {m: b if m.startswith("supervised") else b * (1 + 2 * mu)
                       for m in modes}
@@ -264,15 +269,16 @@ def main(argv=None):
               f"{taylor_flops / 1e9:.2f} GFLOP -> {achieved / 1e9:.1f} GFLOP/s "
               f"achieved; machine float32 matmul {peak_flops / 1e9:.1f} "
               f"GFLOP/s ({100 * achieved / peak_flops:.0f} % of it)")
-    torch_name = next((m for m in med if "PyTorch" in m), None)
-    if torch_name and "taylor" in med:
-        mem = (f", peak memory {peaks['taylor'] / peaks[torch_name]:.2f}x"
-               if "taylor" in peaks else "")
-        print(f"mpl_tf taylor / PyTorch taylor: step time "
-              f"{med['taylor'] / med[torch_name]:.2f}x{mem}")
+    for ours in ("taylor", "uda"):
+        port = next((m for m in med if m.startswith(f"{ours} (port")), None)
+        if port and ours in med:
+            mem = (f", peak memory {peaks[ours] / peaks[port]:.2f}x"
+                   if ours in peaks else "")
+            print(f"mpl_tf {ours} / the port's: step time "
+                  f"{med[ours] / med[port]:.2f}x{mem}")
     if "taylor" in med and "exact" in med:
         mem = (f", peak memory {peaks['exact'] / peaks['taylor']:.2f}x"
-               if peaks else "")
+               if {"exact", "taylor"} <= set(peaks) else "")
         print(f"exact / taylor: step time {med['exact'] / med['taylor']:.2f}x"
               f"{mem}")
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +65,7 @@ def test_two_local_workers_match_one_process(tmp_path):
         tmp_path, ARGS, ("student", "teacher", "ema", "mpl_baseline"))
 
 
+@pytest.mark.slow  # ~2 min; the mirrored checks of Reduced MPL run in CI
 def test_reduced_mpl_on_two_local_workers_matches_one_process(tmp_path):
     # Stored distributions for this run's images (any values will do: the
     # check is that two workers train like one process on them).
