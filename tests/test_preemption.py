@@ -41,4 +41,4 @@ def test_sigterm_saves_and_the_rerun_resumes(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith(
         f"ckpt-{step + 2}")
-    assert f"Restored {saved}" in rerun.stderr
+    assert f"resuming at step {step} from {saved}" in rerun.stdout

@@ -17,9 +17,9 @@ import statistics
 import time
 
 from absl import logging
-import keras
 import tensorflow as tf
 
+from mpl_tf import console
 from mpl_tf import distribute
 from mpl_tf.evaluate import Evaluator
 from mpl_tf.training import checkpoint as ckpt_lib
@@ -94,6 +94,7 @@ class Loop:
         self._writer = None
         self._last_logged = {}  # the newest logged training scalars
         self._evaluators = {}   # id(network) -> Evaluator
+        self._progress = console.Progress(0, enabled=False)
 
     @property
     def writer(self):
@@ -175,7 +176,10 @@ class Loop:
         line = f"step {step}: test top-1 {record['test']['top1']:.4f}"
         if teacher is not None:
             line += f" (teacher {record['teacher']['test']['top1']:.4f})"
-        logging.info("%s, checkpoint %s", line, path)
+        if "val" in record:
+            line += f"; validation top-1 {record['val']['top1']:.4f}"
+        self._progress.line(line)
+        logging.info("step %d: checkpoint %s", step, path)
         return record
 
     def run(self, verbose=True):
@@ -190,24 +194,27 @@ class Loop:
         start = int(self.model.global_step.numpy())
         self.start_step = start
         total = self.total_steps
+        show = verbose and self.chief
         if start >= total:
-            logging.info("Already trained %d of %d steps", start, total)
+            if show:
+                print(f"already trained {start} of {total} steps in "
+                      f"{self.directory}", flush=True)
             return self.evaluate_splits()
+        if restored and show:
+            print(f"resuming at step {start} from {restored}", flush=True)
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: self.input.dataset(ctx, start_step=start))
         iterator = iter(dataset)
         train_step = self._train_fn()
-        bar = keras.utils.Progbar(total,
-                                  verbose=1 if verbose and self.chief else 0)
-        bar.update(start)
+        self._progress = console.Progress(total, start, enabled=show)
         with PreemptionWatcher(self.strategy) as preemption:
-            self._train(train_step, iterator, bar, start, total, preemption)
+            self._train(train_step, iterator, start, total, preemption)
         if self.scratch_dir:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
         return {k: v for k, v in self.history[-1].items()
                 if k in ("test", "val", "teacher")}
 
-    def _train(self, train_step, iterator, bar, start, total, preemption):
+    def _train(self, train_step, iterator, start, total, preemption):
         p = self.params
         t0, last = time.time(), start
         window = WindowStats()
@@ -224,7 +231,7 @@ class Loop:
                 self._write_scalars(step, values)
                 shown = [(k.split("/")[-1], values[k]) for k in values
                          if k.startswith("cross_entropy/")]
-                bar.update(step, values=shown)
+                self._progress.update(step, shown)
             self._check_nonfinite(step)
             saved = step % p.save_every == 0 or step == total
             if saved:
