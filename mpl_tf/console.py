@@ -119,7 +119,8 @@ def _eta(seconds):
 class Progress:
     """The training progress of one stage, from `start` to `total` steps.
 
-    `update(step, values)` at every logging step; `line(text)` prints a line
+    `update(step, values)` at every logging step, with the values at that
+    step; `line(text)` prints a line
     (an evaluation, say) without breaking the display. Disabled (prints
     nothing) with `enabled=False`, e.g. on workers other than the chief.
     """
@@ -143,7 +144,11 @@ class Progress:
         if not self.enabled:
             return
         if self._bar is not None:
-            self._bar.update(step, values=list(values))
+            values = list(values)
+            # The values at this step, as on the lines and in TensorBoard
+            # (Keras would show their mean since the start).
+            self._bar.stateful_metrics.update(name for name, _ in values)
+            self._bar.update(step, values=values)
             self._open = step < self.total
             return
         now = time.time()
