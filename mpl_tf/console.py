@@ -7,11 +7,12 @@ timings, all at import or during routine work; `mpl_tf/__init__.py` sets
 TF_CPP_MIN_LOG_LEVEL=3 (fatal only) before TensorFlow loads unless the user
 set it, and the command line imports TensorFlow through `import_tensorflow`,
 which applies the level to the lines its libraries print while loading
-(they ignore the variable). The command line's absl `--verbosity`, when given, sets both the
-Python log level (absl's meaning) and the C++ one (-1 = warnings and up,
-0 or more = everything), unless the user set TF_CPP_MIN_LOG_LEVEL: the
-user's environment wins. Without `--verbosity`, Python logging shows
-warnings and errors only (absl's `app.run` would show INFO).
+(they ignore the variable). The command line's absl `--verbosity`, when
+given, sets both the Python log level (absl's meaning) and the C++ one
+(-1 = warnings and up, 0 or more = everything), unless the user set
+TF_CPP_MIN_LOG_LEVEL: the user's environment wins. Without `--verbosity`,
+Python logging shows warnings and errors only (absl's `app.run` would show
+INFO).
 
 Progress: on a terminal, Keras' progress bar; otherwise (a log file, a
 pipe, CI) one plain line per logging window, with no carriage returns or
@@ -19,6 +20,7 @@ colour codes. (Keras' own non-terminal detection does not work on Linux:
 it counts `posix` in sys.modules as a dynamic display.)
 """
 
+import importlib
 import os
 import re
 import sys
@@ -88,14 +90,14 @@ def import_tensorflow():
     lines. Level 0 (or TensorFlow already loaded): a plain import."""
     level = min_log_level()
     if level == 0 or "tensorflow" in sys.modules:
-        import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+        importlib.import_module("tensorflow")
         return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
-            import tensorflow  # pylint: disable=import-outside-toplevel,unused-import,redefined-outer-name
+            importlib.import_module("tensorflow")
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -120,9 +122,9 @@ class Progress:
     """The training progress of one stage, from `start` to `total` steps.
 
     `update(step, values)` at every logging step, with the values at that
-    step; `line(text)` prints a line
-    (an evaluation, say) without breaking the display. Disabled (prints
-    nothing) with `enabled=False`, e.g. on workers other than the chief.
+    step; `line(text)` prints a line (an evaluation, say) without breaking
+    the display. Disabled (prints nothing) with `enabled=False`, e.g. on
+    workers other than the chief.
     """
 
     def __init__(self, total, start=0, enabled=True, stream=None):
