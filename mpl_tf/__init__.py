@@ -9,6 +9,15 @@ import os
 # explicit TF_ENABLE_ONEDNN_OPTS=0 in the environment still wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+# TensorFlow's C++ logger prints CUDA probes ("failed call to cuInit" where
+# there is no GPU driver), oneDNN and CPU-feature notices and saver timings:
+# noise on a training console. Fatal messages only, unless the user set the
+# level; like the switch above it must be set before TensorFlow is imported.
+# The user's own value is kept for the command line's --verbosity
+# (mpl_tf/console.py), which may still change our default.
+USER_TF_CPP_MIN_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 __version__ = "0.1.0"
 
 # The Keras API, imported on first use: `import mpl_tf` itself stays light

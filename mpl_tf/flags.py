@@ -80,6 +80,16 @@ flags.DEFINE_integer("save_every", 1000,
                      "Checkpoint and evaluate every this many steps.")
 flags.DEFINE_integer("log_every", 10,
                      "Write TensorBoard scalars every this many steps.")
+flags.DEFINE_integer(
+    "iterations_per_loop", None,
+    "Training steps per call of the compiled training function (the "
+    "reference's TPU name): a loop inside the call runs them with no return "
+    "to Python in between, and metrics and the non-finite count are read "
+    "once per loop. A loop also ends at every --log_every and --save_every "
+    "step and at --num_train_steps, so logs, checkpoints and evaluations "
+    "keep their steps (values above --log_every act as --log_every); on "
+    "SIGTERM the run saves at the end of the running loop. Unset: "
+    "--log_every.")
 
 # --- Hardware (reference names) -----------------------------------------------
 flags.DEFINE_string(

@@ -21,9 +21,12 @@ import sys
 from absl import app
 from absl import logging
 
+from mpl_tf import console
 from mpl_tf import flags as mpl_flags
-from mpl_tf import params as params_lib
 from mpl_tf.errors import ConfigError
+
+# Nothing above imports TensorFlow: `main` sets the console's log levels
+# from the parsed flags first (mpl_tf/console.py).
 
 HPARAMS_FILE = "hparams.json"
 FINETUNE_SUBDIR = "finetune"
@@ -118,6 +121,8 @@ class Run:
     """Everything one command builds, in the order the checks allow."""
 
     def __init__(self, params):
+        from mpl_tf import params as params_lib  # pylint: disable=import-outside-toplevel
+
         params_lib.validate(params)
         # Heavy imports after the cheap checks, so a typo fails in a second.
         import keras  # pylint: disable=import-outside-toplevel
@@ -317,11 +322,14 @@ def _check_flagfiles(argv):
 
 
 def main(argv):
-    from mpl_tf.training.loop import NonFiniteError  # pylint: disable=import-outside-toplevel
-    from mpl_tf.training.preemption import Preempted  # pylint: disable=import-outside-toplevel
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    console.configure_logging(mpl_flags.FLAGS)  # before TensorFlow loads
+    # pylint: disable=import-outside-toplevel
+    from mpl_tf import params as params_lib
+    from mpl_tf.training.loop import NonFiniteError
+    from mpl_tf.training.preemption import Preempted
+    # pylint: enable=import-outside-toplevel
     try:
         run(params_lib.from_flags())
     except ConfigError as err:

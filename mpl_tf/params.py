@@ -118,6 +118,8 @@ def validate(params):
                  "save_every", "log_every", "uda_data", "keep_checkpoint_max",
                  "num_cpu_replicas"):
         _at_least(params, name, 1)
+    if params.iterations_per_loop is not None:
+        _at_least(params, "iterations_per_loop", 1)
     for name in ("num_warmup_steps", "uda_steps", "mpl_student_lr_wait_steps",
                  "mpl_student_lr_warmup_steps", "mpl_teacher_lr_warmup_steps",
                  "num_decay_steps", "augment_magnitude", "num_val"):

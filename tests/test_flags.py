@@ -75,6 +75,8 @@ def test_reference_defaults_kept():
     (dict(task_mode="fly"), "--task_mode='fly' is not valid; choose one of: train, finetune, eval, export"),
     (dict(label_smoothing=1.5), "--label_smoothing=1.5 is not valid"),
     (dict(train_batch_size=0), "--train_batch_size=0 is not valid"),
+    (dict(iterations_per_loop=0),
+     "--iterations_per_loop=0 is not valid; it must be >= 1"),
     (dict(num_classes=100), "--num_classes=100 conflicts with digits_50_mpl"),
     (dict(lr_decay_type="linear"), "--lr_decay_type='linear' is not valid"),
 ])

@@ -1,6 +1,7 @@
 """Interruptions, corrupted checkpoints, finetune, eval, export, NaN guard."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import tensorflow as tf
 
 from interrupted_run import checkpoint_tensors, straight_and_killed
 from mpl_tf import main
-from mpl_tf.training.loop import NonFiniteError
+from mpl_tf.training.loop import NonFiniteError, loop_length
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,13 +33,77 @@ def _cli(out_dir, *extra):
 def test_sigkill_and_rerun_ends_with_the_uninterrupted_weights(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     straight_and_killed(_cli, straight, killed, REPO, final_step=8)
-    prefixes = ("student", "teacher", "ema", "mpl_baseline", "optimizer")
-    a = checkpoint_tensors(straight, prefixes)
-    b = checkpoint_tensors(killed, prefixes)
+    _same_state(straight, killed)
+
+
+# Checkpointed state compared bit for bit between runs.
+STATE = ("student", "teacher", "ema", "mpl_baseline", "optimizer",
+         "nonfinite")
+
+
+def _same_state(a_dir, b_dir):
+    a = checkpoint_tensors(a_dir, STATE)
+    b = checkpoint_tensors(b_dir, STATE)
     assert any(n.startswith("student") for n in a)
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def _eval_history(directory):
+    with open(directory / "eval_history.jsonl", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    for r in records:  # the only values that may differ between runs
+        r.pop("checkpoint")
+        r["train"].pop("time/steps_per_sec")
+    return records
+
+
+# 12 steps; log, checkpoint and evaluate at 6 and 12.
+LOOP_CLI = ("--num_train_steps=12", "--save_every=6", "--log_every=6")
+
+
+def test_steps_per_loop_change_no_weight_and_no_logged_value(tmp_path):
+    """Loops of 5 (5, 1, 5, 1 steps between the boundaries) against one
+    step per call, with --deterministic: same checkpoint tensors, same
+    evaluations at the same steps, same logged scalars, the feedback's
+    window mean and spread over the 6 steps of each window included."""
+    for n in (1, 5):
+        subprocess.run(_cli(tmp_path / f"loop{n}", *LOOP_CLI,
+                            f"--iterations_per_loop={n}"),
+                       check=True, capture_output=True, cwd=REPO, timeout=600)
+    _same_state(tmp_path / "loop1", tmp_path / "loop5")
+    one, five = _eval_history(tmp_path / "loop1"), _eval_history(tmp_path / "loop5")
+    assert [r["step"] for r in one] == [r["step"] for r in five] == [6, 12]
+    assert "mpl/feedback_window_std" in one[-1]["train"]
+    assert one == five
+
+
+def test_sigkill_and_rerun_with_loops_ends_with_the_one_step_weights(
+        tmp_path):
+    """Killed after its first checkpoint and rerun, with loops of 4 (4, 2
+    steps between boundaries), against an uninterrupted run of one step per
+    call."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+
+    def cli(out):
+        return _cli(out, *LOOP_CLI, "--iterations_per_loop="
+                    + ("1" if out == straight else "4"))
+    straight_and_killed(cli, straight, killed, REPO, final_step=12)
+    _same_state(straight, killed)
+
+
+@pytest.mark.parametrize("step,total,per_loop,periods,expected", [
+    (0, 100, 50, (50, 1000), 50),
+    (0, 12, 5, (6, 6), 5), (5, 12, 5, (6, 6), 1), (6, 12, 5, (6, 6), 5),
+    (7, 100, 50, (10, 30), 3),   # the next log step
+    (28, 100, 50, (50, 30), 2),  # the next checkpoint
+    (98, 100, 50, (50, 1000), 2),  # the last step
+    (3, 100, 1, (10, 10), 1),
+])
+def test_a_loop_ends_at_the_next_boundary(step, total, per_loop, periods,
+                                          expected):
+    assert loop_length(step, total, per_loop, *periods) == expected
 
 
 def test_corrupted_newest_checkpoint_falls_back(tiny_params, caplog):
@@ -110,7 +175,9 @@ def test_nan_steps_are_skipped_counted_and_stop_the_run(tiny_params,
     original = task.train_input
     monkeypatch.setattr(task, "train_input",
                         lambda *args: _NaNAfter(original(*args), start=4))
-    with pytest.raises(NonFiniteError, match="max_nonfinite_steps=1"):
+    # Loops of 3 steps (--log_every=3); the stop comes mid-loop, at step 5.
+    with pytest.raises(NonFiniteError, match="^step 5: 2 steps in a row .*"
+                       "max_nonfinite_steps=1"):
         main.run(tiny_params(dataset_name="digits_30_uda", num_train_steps=9,
                              save_every=3, max_nonfinite_steps=1))
     ckpt_dir = os.path.join(tiny_params().output_dir, "checkpoints")

@@ -20,7 +20,7 @@ from mpl_tf.data import loader, teacher_labels  # noqa: E402
 ARGS = ["--dataset_name=digits_30_mpl", "--model_type=cnn-tiny",
         "--image_size=12", "--train_batch_size=8", "--uda_data=2",
         "--eval_batch_size=200", "--num_train_steps=4", "--save_every=2",
-        "--log_every=1", "--mpl_student_lr_wait_steps=0",
+        "--log_every=2", "--mpl_student_lr_wait_steps=0",  # loops of 2 steps
         "--dense_dropout_rate=0", "--batch_norm_batch_size=1000",
         "--ema_decay=0.9", "--grad_bound=0.5"]
 

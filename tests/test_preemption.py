@@ -1,5 +1,6 @@
-"""SIGTERM mid-run: a checkpoint at the current step, exit status 143, and
-the same command resumes from that step."""
+"""SIGTERM mid-run: a checkpoint at the current step (the end of the
+running loop of --iterations_per_loop steps), exit status 143, and the same
+command resumes from that step."""
 
 import os
 import re
@@ -8,17 +9,20 @@ import subprocess
 import sys
 import time
 
+import pytest
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_sigterm_saves_and_the_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("per_loop", [1, 4])
+def test_sigterm_saves_and_the_rerun_resumes(tmp_path, per_loop):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "mpl_tf.main", "--dataset_name=digits_30_uda",
            "--model_type=cnn-tiny", "--image_size=12", "--train_batch_size=8",
            "--uda_data=2", "--eval_batch_size=600", "--num_train_steps=100000",
-           "--save_every=100000", "--log_every=1", f"--output_dir={out}"]
+           f"--iterations_per_loop={per_loop}", "--save_every=100000",
+           f"--log_every={per_loop}", f"--output_dir={out}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     events = out / "train"
@@ -34,6 +38,7 @@ def test_sigterm_saves_and_the_rerun_resumes(tmp_path):
     saved = tf.train.latest_checkpoint(str(out / "checkpoints"))
     step = int(re.search(r"ckpt-(\d+)$", saved).group(1))
     assert 0 < step < 100000
+    assert step % per_loop == 0, "saved at the end of a loop"
     rerun = subprocess.run(
         [*cmd[:-3], f"--num_train_steps={step + 2}", "--save_every=1000",
          cmd[-2], cmd[-1]], cwd=REPO, capture_output=True, text=True,
@@ -41,4 +46,4 @@ def test_sigterm_saves_and_the_rerun_resumes(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith(
         f"ckpt-{step + 2}")
-    assert f"Restored {saved}" in rerun.stderr
+    assert f"resuming at step {step} from {saved}" in rerun.stdout

@@ -5,6 +5,13 @@
 MultiWorkerMirroredStrategy in Keras 3.15 (keras-team/keras#20585), and one
 loop for all strategies is simpler to trust.
 
+One call of the tf.function runs up to --iterations_per_loop steps in a
+`tf.while_loop` and returns every step's metrics stacked, so the host waits
+for the device once per loop, not once per step. The host picks each loop's
+length so that it ends at the next --log_every or --save_every step (or the
+last step): logs, checkpoints, evaluations and the preemption check happen
+between loops, at the steps they always had.
+
 A `Loop` trains one stage (the main MPL/UDA/supervised run, or the finetune
 stage) in its own directory: `<dir>/checkpoints`, `<dir>/train` (TensorBoard)
 and `<dir>/eval_history.jsonl`.
@@ -17,9 +24,9 @@ import statistics
 import time
 
 from absl import logging
-import keras
 import tensorflow as tf
 
+from mpl_tf import console
 from mpl_tf import distribute
 from mpl_tf.evaluate import Evaluator
 from mpl_tf.training import checkpoint as ckpt_lib
@@ -34,8 +41,8 @@ class WindowStats:
     """Mean and spread of per-step scalars over one logging window, logged
     as <name>_window_mean / <name>_window_std: one step's feedback is noisy.
 
-    Values are kept as the step's output tensors and read on the host only
-    when the window is summarised, so steps in between need no host sync.
+    `add` takes one step's metrics (numbers or tensors; the loop passes the
+    rows it read back once per loop); they are read when summarised.
     """
 
     NAMES = ("mpl/feedback",)
@@ -62,6 +69,15 @@ class WindowStats:
 def first_replica(strategy, values):
     return {k: strategy.experimental_local_results(v)[0]
             for k, v in values.items()}
+
+
+def loop_length(step, total, per_loop, *periods):
+    """Steps the loop starting after `step` runs: at most `per_loop`, and
+    never past `total` or the next multiple of any of `periods`."""
+    length = min(per_loop, total - step)
+    for period in periods:
+        length = min(length, period - step % period)
+    return length
 
 
 class Loop:
@@ -94,6 +110,8 @@ class Loop:
         self._writer = None
         self._last_logged = {}  # the newest logged training scalars
         self._evaluators = {}   # id(network) -> Evaluator
+        self._progress = console.Progress(0, enabled=False)
+        self.metric_names = []  # a loop's row order; set when it is traced
 
     @property
     def writer(self):
@@ -110,15 +128,46 @@ class Loop:
         return ckpt_lib.restore(self.manager, self.load_checkpoint)
 
     def _train_fn(self):
+        """train_loop(iterator, steps) -> (rows, in_a_row): runs up to
+        `steps` steps in one call. rows[i] holds step i's metrics, in the
+        order of `self.metric_names`, as float64; in_a_row is the count of
+        non-finite steps in a row after the last one. The loop stops early
+        after a step that takes that count above --max_nonfinite_steps, so
+        the run stops at that step, as with one step per call."""
         model, strategy = self.model, self.strategy
         # XLA compiles the replica step; the iterator's get_next stays out.
         step = (tf.function(model.train_step, jit_compile=True)
                 if self.params.jit_compile else model.train_step)
+        names = self.metric_names
+        limit = tf.constant(self.params.max_nonfinite_steps, tf.int64)
+
+        def one_step(iterator):
+            metrics = first_replica(
+                strategy, strategy.run(step, args=(next(iterator),)))
+            names[:] = list(metrics)  # Python, at trace time
+            for name in names:
+                if metrics[name].shape.rank != 0:
+                    raise ValueError(f"metric {name} is not a scalar: "
+                                     f"{metrics[name].shape}")
+            row = tf.stack([tf.cast(metrics[n], tf.float64) for n in names])
+            return row, tf.identity(model.nonfinite_in_a_row.read_value())
 
         @tf.function
-        def train_step(iterator):
-            return strategy.run(step, args=(next(iterator),))
-        return train_step
+        def train_loop(iterator, steps):
+            def more(i, in_a_row, rows):  # pylint: disable=unused-argument
+                return tf.logical_and(i < steps, in_a_row <= limit)
+
+            def body(i, in_a_row, rows):  # pylint: disable=unused-argument
+                row, in_a_row = one_step(iterator)
+                return i + 1, in_a_row, rows.write(i, row)
+
+            rows = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
+            start = tf.identity(model.nonfinite_in_a_row.read_value())
+            _, in_a_row, rows = tf.while_loop(
+                more, body, (tf.constant(0), start, rows),
+                parallel_iterations=1)
+            return rows.stack(), in_a_row
+        return train_loop
 
     def evaluate(self, split_name="test"):
         return self._evaluate(self.model.eval_network, split_name)
@@ -175,7 +224,10 @@ class Loop:
         line = f"step {step}: test top-1 {record['test']['top1']:.4f}"
         if teacher is not None:
             line += f" (teacher {record['teacher']['test']['top1']:.4f})"
-        logging.info("%s, checkpoint %s", line, path)
+        if "val" in record:
+            line += f"; validation top-1 {record['val']['top1']:.4f}"
+        self._progress.line(line)
+        logging.info("step %d: checkpoint %s", step, path)
         return record
 
     def run(self, verbose=True):
@@ -190,32 +242,45 @@ class Loop:
         start = int(self.model.global_step.numpy())
         self.start_step = start
         total = self.total_steps
+        show = verbose and self.chief
         if start >= total:
-            logging.info("Already trained %d of %d steps", start, total)
+            if show:
+                print(f"already trained {start} of {total} steps in "
+                      f"{self.directory}", flush=True)
             return self.evaluate_splits()
+        if restored and show:
+            print(f"resuming at step {start} from {restored}", flush=True)
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: self.input.dataset(ctx, start_step=start))
         iterator = iter(dataset)
-        train_step = self._train_fn()
-        bar = keras.utils.Progbar(total,
-                                  verbose=1 if verbose and self.chief else 0)
-        bar.update(start)
+        train_loop = self._train_fn()
+        self._progress = console.Progress(total, start, enabled=show)
         with PreemptionWatcher(self.strategy) as preemption:
-            self._train(train_step, iterator, bar, start, total, preemption)
+            self._train(train_loop, iterator, start, total, preemption)
         if self.scratch_dir:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
         return {k: v for k, v in self.history[-1].items()
                 if k in ("test", "val", "teacher")}
 
-    def _train(self, train_step, iterator, bar, start, total, preemption):
+    def _train(self, train_loop, iterator, start, total, preemption):
         p = self.params
+        per_loop = p.iterations_per_loop or p.log_every
         t0, last = time.time(), start
         window = WindowStats()
-        for step in range(start + 1, total + 1):
-            metrics = first_replica(self.strategy, train_step(iterator))
-            window.add(metrics)
+        step = start
+        self._check_nonfinite(step, int(self.model.nonfinite_in_a_row.numpy()))
+        while step < total:
+            length = loop_length(step, total, per_loop, p.log_every,
+                                 p.save_every)
+            rows, in_a_row = train_loop(iterator,
+                                        tf.constant(length, tf.int32))
+            rows, in_a_row = rows.numpy(), int(in_a_row)  # the one host read
+            step += len(rows)
+            for row in rows:
+                window.add(dict(zip(self.metric_names, row)))
             if step % p.log_every == 0 or step == total:
-                values = {k: float(v) for k, v in metrics.items()}
+                values = {k: float(v)
+                          for k, v in zip(self.metric_names, rows[-1])}
                 values.update(window.summary())
                 now = time.time()
                 values["time/steps_per_sec"] = (step - last) / max(now - t0, 1e-9)
@@ -224,8 +289,8 @@ class Loop:
                 self._write_scalars(step, values)
                 shown = [(k.split("/")[-1], values[k]) for k in values
                          if k.startswith("cross_entropy/")]
-                bar.update(step, values=shown)
-            self._check_nonfinite(step)
+                self._progress.update(step, shown)
+            self._check_nonfinite(step, in_a_row)
             saved = step % p.save_every == 0 or step == total
             if saved:
                 self._save_and_eval(step)
@@ -233,12 +298,11 @@ class Loop:
                 path = (self.manager.latest_checkpoint if saved else
                         self.manager.save(checkpoint_number=step))
                 raise Preempted(
-                    f"SIGTERM: saved {path} at step {step}; rerun the same "
-                    "command to resume from it")
+                    f"SIGTERM: saved {path} at step {step}, the end of the "
+                    "running loop; rerun the same command to resume from it")
 
-    def _check_nonfinite(self, step):
+    def _check_nonfinite(self, step, in_a_row):
         limit = self.params.max_nonfinite_steps
-        in_a_row = int(self.model.nonfinite_in_a_row.numpy())
         if in_a_row > limit:
             raise NonFiniteError(
                 f"step {step}: {in_a_row} steps in a row had a non-finite "

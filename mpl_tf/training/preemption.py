@@ -1,12 +1,14 @@
 """Save and stop cleanly on SIGTERM (spot VMs, Cloud TPU maintenance).
 
-On SIGTERM the loop finishes its current step, saves a checkpoint at that
-step, and stops with exit status 143 (128 + SIGTERM); the same command then
-resumes from that step. With several workers, every worker must save the
-same step (saving is collective), so the stop request is OR-reduced across
-workers after every step. (tf.distribute's PreemptionCheckpointHandler does
-the same coordination but assumes a cluster resolver on every platform and
-exits the process itself; this keeps one code path for all strategies.)
+On SIGTERM the loop finishes its running loop of steps (at most
+--iterations_per_loop; the host only regains control between loops), saves
+a checkpoint at the loop's last step, and stops with exit status 143
+(128 + SIGTERM); the same command then resumes from that step. With several
+workers, every worker must save the same step (saving is collective), so
+the stop request is OR-reduced across workers after every loop.
+(tf.distribute's PreemptionCheckpointHandler does the same coordination but
+assumes a cluster resolver on every platform and exits the process itself;
+this keeps one code path for all strategies.)
 """
 
 import signal
