@@ -30,12 +30,6 @@ def _cli(out_dir, *extra):
             *TINY_CLI, *extra]
 
 
-def test_sigkill_and_rerun_ends_with_the_uninterrupted_weights(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    straight_and_killed(_cli, straight, killed, REPO, final_step=8)
-    _same_state(straight, killed)
-
-
 # Checkpointed state compared bit for bit between runs.
 STATE = ("student", "teacher", "ema", "mpl_baseline", "optimizer",
          "nonfinite")
@@ -63,34 +57,27 @@ def _eval_history(directory):
 LOOP_CLI = ("--num_train_steps=12", "--save_every=6", "--log_every=6")
 
 
-def test_steps_per_loop_change_no_weight_and_no_logged_value(tmp_path):
-    """Loops of 5 (5, 1, 5, 1 steps between the boundaries) against one
-    step per call, with --deterministic: same checkpoint tensors, same
-    evaluations at the same steps, same logged scalars, the feedback's
-    window mean and spread over the 6 steps of each window included."""
-    for n in (1, 5):
-        subprocess.run(_cli(tmp_path / f"loop{n}", *LOOP_CLI,
-                            f"--iterations_per_loop={n}"),
-                       check=True, capture_output=True, cwd=REPO, timeout=600)
-    _same_state(tmp_path / "loop1", tmp_path / "loop5")
-    one, five = _eval_history(tmp_path / "loop1"), _eval_history(tmp_path / "loop5")
-    assert [r["step"] for r in one] == [r["step"] for r in five] == [6, 12]
-    assert "mpl/feedback_window_std" in one[-1]["train"]
-    assert one == five
-
-
-def test_sigkill_and_rerun_with_loops_ends_with_the_one_step_weights(
-        tmp_path):
-    """Killed after its first checkpoint and rerun, with loops of 4 (4, 2
-    steps between boundaries), against an uninterrupted run of one step per
-    call."""
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
+def test_loops_and_a_sigkill_change_no_weight_and_no_logged_value(tmp_path):
+    """With --deterministic, against one step per call: loops of 5 (5, 1,
+    5, 1 steps between the boundaries) give the same checkpoint tensors,
+    the same evaluations at the same steps and the same logged scalars
+    (the feedback's window mean and spread over each window of 6 steps
+    included); a run in loops of 4 (4, 2 steps between boundaries) killed
+    after its first checkpoint and rerun ends with the same tensors."""
+    one, five, killed = (tmp_path / n for n in ("loop1", "loop5", "killed"))
 
     def cli(out):
-        return _cli(out, *LOOP_CLI, "--iterations_per_loop="
-                    + ("1" if out == straight else "4"))
-    straight_and_killed(cli, straight, killed, REPO, final_step=12)
-    _same_state(straight, killed)
+        per_loop = {one: 1, five: 5, killed: 4}[out]
+        return _cli(out, *LOOP_CLI, f"--iterations_per_loop={per_loop}")
+    straight_and_killed(cli, one, killed, REPO, final_step=12)
+    subprocess.run(cli(five), check=True, capture_output=True, cwd=REPO,
+                   timeout=600)
+    _same_state(one, killed)
+    _same_state(one, five)
+    history_one, history_five = _eval_history(one), _eval_history(five)
+    assert [r["step"] for r in history_one] == [6, 12]
+    assert "mpl/feedback_window_std" in history_one[-1]["train"]
+    assert history_one == history_five
 
 
 @pytest.mark.parametrize("step,total,per_loop,periods,expected", [
