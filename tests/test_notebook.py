@@ -109,6 +109,9 @@ def _check_common(nb, printed, out):
     for export in ("export", "export_from_checkpoint"):
         assert (out / export / "saved_model" / "saved_model.pb").is_file()
     assert "training's export and --task_mode=export agree: True" in printed
+    # The library API cell: the README's Python example, in the kernel.
+    assert re.search(r"test accuracy of the EMA student: 0\.\d{4}", printed)
+    assert (out / "python_api" / "student.keras").is_file()
     # The picture grid is drawn where matplotlib is installed (Colab), and
     # said to be missing elsewhere.
     pngs = [o for c in nb.cells for o in c.get("outputs", [])
