@@ -1,5 +1,7 @@
 """Digits splits, augmentation and the training input."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +9,7 @@ import tensorflow as tf
 from mpl_tf import params
 from mpl_tf.data import augment, digits, loader, names, splits
 from mpl_tf.data.pipeline import TrainInput
+from mpl_tf.data.source import Source, Split, StreamedSplit
 from mpl_tf.errors import ConfigError
 
 
@@ -99,6 +102,46 @@ def test_data_order_is_a_function_of_seed_and_step():
     np.testing.assert_array_equal(batches[2]["l_labels"], resumed["l_labels"])
     np.testing.assert_array_equal(batches[2]["l_images"], resumed["l_images"])
     np.testing.assert_array_equal(batches[2]["u_weak"], resumed["u_weak"])
+
+
+def test_streamed_and_in_memory_sources_get_the_same_views():
+    """Views are made in one place: with every image the same picture, an
+    in-memory and a streamed unlabeled split give the same views at the
+    same (seed, step, replica), here split over 2 replicas, resumed at 3."""
+    picture = (np.arange(12 * 12 * 3).reshape(12, 12, 3) * 7 % 251
+               ).astype(np.uint8)
+    copies = np.repeat(picture[None], 20, axis=0)
+    zeros = np.zeros([20], np.int32)
+
+    def read(input_context=None, training=False, seed=0, keyed=False):
+        del input_context, training, seed
+        row = (picture, np.int32(0)) + ((np.int64(0),) if keyed else ())
+        return tf.data.Dataset.from_tensors(row).repeat()
+
+    in_memory = Source(name="same", num_classes=10, image_size=12,
+                       channels=3, mean=(0.0,) * 3, std=(1.0,) * 3,
+                       labeled=Split(copies, zeros),
+                       unlabeled=Split(copies, zeros),
+                       test=Split(copies, zeros), hflip=True)
+    streamed = dataclasses.replace(
+        in_memory, unlabeled=StreamedSplit(read, 20, zeros))
+    assert streamed.streamed and not in_memory.streamed
+    context = tf.distribute.InputContext(num_input_pipelines=1,
+                                         input_pipeline_id=0,
+                                         num_replicas_in_sync=2)
+    cfg = loader.augment_config(params.defaults(), in_memory)
+    batches = []
+    for source in (in_memory, streamed):
+        train_input = TrainInput(source, cfg, "mpl", 4, 3, seed=5)
+        batches.append(list(train_input.dataset(context, start_step=3)
+                            .take(4).as_numpy_iterator()))
+    for memory_batch, streamed_batch in zip(*batches):
+        assert memory_batch.keys() == streamed_batch.keys()
+        for key in memory_batch:
+            np.testing.assert_array_equal(memory_batch[key],
+                                          streamed_batch[key], err_msg=key)
+    views = [b["u_strong"][0] for b in batches[0]]
+    assert len({v.tobytes() for v in views}) == 4  # not all the same view
 
 
 def test_flip_crop_and_cutout():

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mpl_tf import main, params
-from mpl_tf.data import crops, loader, tfds_stream
+from mpl_tf.data import crops, loader, tfds_files
 from mpl_tf.data.pipeline import TrainInput, eval_dataset
 from mpl_tf.data.source import StreamedSplit
 from mpl_tf.errors import ConfigError
@@ -165,7 +165,7 @@ def test_input_pipelines_read_disjoint_shares(data_dir):
             ctx = tf.distribute.InputContext(num_input_pipelines=2,
                                              input_pipeline_id=i,
                                              num_replicas_in_sync=2)
-            ds = tfds_stream.read_part(builder, "validation", None, ctx)
+            ds = tfds_files.read_part(builder, "validation", None, ctx)
             shares.append({int(ex["index"]) for ex in ds})
     assert not shares[0] & shares[1]
     assert shares[0] | shares[1] == set(range(N))
@@ -175,7 +175,7 @@ def test_tfds_ids_map_to_canonical_indices():
     offsets = tf.constant([0, 10, 25], tf.int64)
     ids = tf.constant(["imagenet2012-train.tfrecord-00002-of-00003__7",
                        "x-y.array_record-00000-of-00003__3"])
-    assert tfds_stream.global_index(ids, offsets).numpy().tolist() == [32, 3]
+    assert tfds_files.global_index(ids, offsets).numpy().tolist() == [32, 3]
 
 
 def test_inception_and_center_crops():

@@ -19,7 +19,7 @@ import pickle
 
 import numpy as np
 
-from mpl_tf.data.arrays import arrays_source
+from mpl_tf.data.arrays import partitioned_source
 from mpl_tf.errors import ConfigError
 
 NUM_CLASSES = 10
@@ -64,7 +64,7 @@ def read(directory=None):
 def load(num_labeled, seed, num_val=0, labeled_in_unlabeled=True,
          directory=None):
     images, labels = read(directory)
-    return arrays_source(
+    return partitioned_source(
         "animal_shapes", images, labels, NUM_CLASSES, TEST_SIZE,
         _TEST_SPLIT_SEED, num_labeled, seed, num_val=num_val,
         labeled_in_unlabeled=labeled_in_unlabeled,

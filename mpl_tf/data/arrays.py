@@ -1,19 +1,25 @@
-"""A `Source` from a whole labeled dataset held in numpy arrays (the bundled
-benchmarks: scikit-learn's digits, Animal-Shape).
+"""A `Source` from numpy arrays.
 
-A fixed class-balanced test split (chosen once with `test_seed`, which
---seed never touches) is never trained on. From the rest (the training
-pool) `--seed` sets aside `num_val` class-balanced validation images, then
-picks a class-balanced labeled split of N. The unlabeled pool is the rest of
-the training pool (its true classes kept only for diagnostics), with the
+`arrays_source`: splits the user already made (labeled, unlabeled), for
+`keras.Model.fit` (fit_input.py).
+
+`partitioned_source`: a whole labeled dataset (the bundled benchmarks:
+scikit-learn's digits, Animal-Shape), split by seed. A fixed
+class-balanced test split (chosen once with `test_seed`, which --seed
+never touches) is never trained on. From the rest (the training pool)
+`--seed` sets aside `num_val` class-balanced validation images, then picks
+a class-balanced labeled split of N. The unlabeled pool is the rest of the
+training pool (its true classes kept only for diagnostics), with the
 labeled images in it unless `labeled_in_unlabeled` is false.
 """
+
+import numpy as np
 
 from mpl_tf.data import splits
 from mpl_tf.data.source import Source, Split
 
 
-def arrays_source(name, images, labels, num_classes, test_size, test_seed,
+def partitioned_source(name, images, labels, num_classes, test_size, test_seed,
                   num_labeled, seed, num_val=0, labeled_in_unlabeled=True,
                   **augment):
     """images uint8 [n, S, S, 3], labels int32 [n]; `augment`: Source's
@@ -39,3 +45,38 @@ def arrays_source(name, images, labels, num_classes, test_size, test_seed,
                        "val": val_idx.tolist(),
                        "test": test_idx.tolist()},
         **augment)
+
+
+def arrays_source(labeled_images, labeled_labels, unlabeled_images=None,
+                  unlabeled_labels=None, num_classes=None, name="arrays",
+                  hflip=True, fill=128.0, cutout_fraction=0.5):
+    """A `Source` from arrays: images [N, S, S, C] on the 0..255 scale
+    (uint8 or float), labels int [N]. `unlabeled_labels` (-1 where unknown)
+    only feed diagnostics (`mpl/pseudo_label_accuracy`); they are never
+    trained on."""
+    l_images = np.asarray(labeled_images)
+    l_labels = np.asarray(labeled_labels).reshape(-1).astype(np.int32)
+    if l_images.ndim != 4 or l_images.shape[1] != l_images.shape[2]:
+        raise ValueError(f"labeled_images: expected [N, S, S, C] square "
+                         f"images, got shape {l_images.shape}")
+    if len(l_labels) != len(l_images):
+        raise ValueError(f"{len(l_images)} labeled images but "
+                         f"{len(l_labels)} labels")
+    if unlabeled_images is None:
+        unlabeled = Split(l_images[:0])
+    else:
+        u_images = np.asarray(unlabeled_images)
+        if u_images.shape[1:] != l_images.shape[1:]:
+            raise ValueError(f"unlabeled images {u_images.shape[1:]} differ "
+                             f"from labeled images {l_images.shape[1:]}")
+        u_labels = (None if unlabeled_labels is None else
+                    np.asarray(unlabeled_labels).reshape(-1).astype(np.int32))
+        unlabeled = Split(u_images, u_labels)
+    classes = num_classes or int(l_labels.max()) + 1
+    return Source(name=name, num_classes=classes,
+                  image_size=l_images.shape[1], channels=l_images.shape[-1],
+                  mean=(0.0,) * l_images.shape[-1],
+                  std=(1.0,) * l_images.shape[-1],
+                  labeled=Split(l_images, l_labels), unlabeled=unlabeled,
+                  test=Split(l_images[:0], l_labels[:0]), hflip=hflip,
+                  fill=fill, cutout_fraction=cutout_fraction)

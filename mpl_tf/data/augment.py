@@ -44,6 +44,22 @@ class AugmentConfig:
     ops_per_image: int = 2
     randaugment: str = "stateless"  # or "keras_cv"; see StrongAugment
 
+    @classmethod
+    def for_source(cls, source, hflip=None, magnitude=5,
+                   randaugment="stateless"):
+        """A source's augmentation, as the reference frames it: pad
+        image_size/8 (4 at 32), cutout from the source's fraction (16 of
+        32), the source's fill (reference: 128). Inception-cropped sources
+        are flipped only, not padded. `hflip`, unless None, overrides the
+        source's own choice of flipping."""
+        size = source.image_size
+        return cls(image_size=size,
+                   pad=0 if source.crop == "inception" else max(1, size // 8),
+                   hflip=source.hflip if hflip is None else hflip,
+                   fill=source.fill,
+                   cutout=int(round(size * source.cutout_fraction)),
+                   magnitude=magnitude, randaugment=randaugment)
+
     def get_config(self):
         return dataclasses.asdict(self)
 

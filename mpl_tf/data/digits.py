@@ -12,7 +12,7 @@ RandAugment needs. Digits are not mirror-symmetric: no horizontal flips.
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.data.arrays import arrays_source
+from mpl_tf.data.arrays import partitioned_source
 
 NUM_CLASSES = 10
 DEFAULT_IMAGE_SIZE = 16
@@ -36,7 +36,7 @@ def _images(image_size):
 def load(num_labeled, seed, image_size=DEFAULT_IMAGE_SIZE, num_val=0,
          labeled_in_unlabeled=True):
     images, labels = _images(image_size)
-    return arrays_source(
+    return partitioned_source(
         "digits", images, labels, NUM_CLASSES, TEST_SIZE, _TEST_SPLIT_SEED,
         num_labeled, seed, num_val=num_val,
         labeled_in_unlabeled=labeled_in_unlabeled,

@@ -15,13 +15,13 @@ would have seen. Pass the dataset to `fit` as returned: a dataset derived
 from it (`.take`, `.map`) starts again at step 0.
 """
 
-import types
-
 import numpy as np
 import tensorflow as tf
 
 from mpl_tf.data import loader, pipeline
-from mpl_tf.data.source import Source, Split, StreamedSplit
+from mpl_tf.data.arrays import arrays_source
+from mpl_tf.data.augment import AugmentConfig
+from mpl_tf.data.source import Split, StreamedSplit
 
 # The attribute of a dataset from this module holding its start-step variable.
 START_STEP_ATTR = "_mpl_tf_start_step"
@@ -42,51 +42,15 @@ def augment_config(source, augment=None):
     if augment is not None and not isinstance(augment, dict):
         return augment
     augment = dict(augment or {})
-    flags = types.SimpleNamespace(
-        hflip=augment.pop("hflip", None),
-        augment_magnitude=augment.pop("magnitude", DEFAULT_MAGNITUDE),
-        randaugment=augment.pop("randaugment", "stateless"))
-    cfg = loader.augment_config(flags, source)
+    cfg = AugmentConfig.for_source(
+        source, augment.pop("hflip", None),
+        augment.pop("magnitude", DEFAULT_MAGNITUDE),
+        augment.pop("randaugment", "stateless"))
     unknown = set(augment) - set(cfg.get_config())
     if unknown:
         raise ValueError(f"augment: unknown keys {sorted(unknown)}; known: "
                          f"{sorted(cfg.get_config())}")
     return type(cfg)(**{**cfg.get_config(), **augment})
-
-
-def arrays_source(labeled_images, labeled_labels, unlabeled_images=None,
-                  unlabeled_labels=None, num_classes=None, name="arrays",
-                  hflip=True, fill=128.0, cutout_fraction=0.5):
-    """A `Source` from arrays: images [N, S, S, C] on the 0..255 scale
-    (uint8 or float), labels int [N]. `unlabeled_labels` (-1 where unknown)
-    only feed diagnostics (`mpl/pseudo_label_accuracy`); they are never
-    trained on."""
-    l_images = np.asarray(labeled_images)
-    l_labels = np.asarray(labeled_labels).reshape(-1).astype(np.int32)
-    if l_images.ndim != 4 or l_images.shape[1] != l_images.shape[2]:
-        raise ValueError(f"labeled_images: expected [N, S, S, C] square "
-                         f"images, got shape {l_images.shape}")
-    if len(l_labels) != len(l_images):
-        raise ValueError(f"{len(l_images)} labeled images but "
-                         f"{len(l_labels)} labels")
-    if unlabeled_images is None:
-        unlabeled = Split(l_images[:0])
-    else:
-        u_images = np.asarray(unlabeled_images)
-        if u_images.shape[1:] != l_images.shape[1:]:
-            raise ValueError(f"unlabeled images {u_images.shape[1:]} differ "
-                             f"from labeled images {l_images.shape[1:]}")
-        u_labels = (None if unlabeled_labels is None else
-                    np.asarray(unlabeled_labels).reshape(-1).astype(np.int32))
-        unlabeled = Split(u_images, u_labels)
-    classes = num_classes or int(l_labels.max()) + 1
-    return Source(name=name, num_classes=classes,
-                  image_size=l_images.shape[1], channels=l_images.shape[-1],
-                  mean=(0.0,) * l_images.shape[-1],
-                  std=(1.0,) * l_images.shape[-1],
-                  labeled=Split(l_images, l_labels), unlabeled=unlabeled,
-                  test=Split(l_images[:0], l_labels[:0]), hflip=hflip,
-                  fill=fill, cutout_fraction=cutout_fraction)
 
 
 def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,

@@ -85,15 +85,8 @@ def check_against_source(params, source):
 
 
 def augment_config(params, source):
-    """Reference: pad image_size/8 (4 at 32), cutout image_size/2 (16 at 32),
-    fill 128. Inception-cropped sources are flipped only, not padded.
-    --hflip, when given, overrides the source's own choice of flipping."""
-    size = source.image_size
-    pad = 0 if source.crop == "inception" else max(1, size // 8)
-    return AugmentConfig(image_size=size, pad=pad,
-                         hflip=(source.hflip if params.hflip is None
-                                else params.hflip),
-                         fill=source.fill,
-                         cutout=int(round(size * source.cutout_fraction)),
-                         magnitude=params.augment_magnitude,
-                         randaugment=params.randaugment)
+    """The source's augmentation (`AugmentConfig.for_source`) with the
+    flags' --hflip, --augment_magnitude and --randaugment."""
+    return AugmentConfig.for_source(source, params.hflip,
+                                    params.augment_magnitude,
+                                    params.randaugment)

@@ -72,9 +72,19 @@ class Source:
 
     @property
     def streamed(self):
-        """True if training must use the streaming pipeline."""
+        """True if a training split is read from files while training."""
         return any(isinstance(s, StreamedSplit)
                    for s in (self.labeled, self.unlabeled))
+
+
+def pipeline_layout(input_context):
+    """(input pipeline id, number of pipelines, replicas in sync) of a
+    `tf.distribute.InputContext`; (0, 1, 1) for None (one device)."""
+    if input_context is None:
+        return 0, 1, 1
+    return (input_context.input_pipeline_id,
+            input_context.num_input_pipelines,
+            input_context.num_replicas_in_sync)
 
 
 def channel_stats(images, chunk=8192):

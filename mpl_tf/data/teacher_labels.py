@@ -11,7 +11,7 @@
 
 An image's key says which image it is without relying on read order: its
 position in an in-memory split, or for a split streamed from TFDS files
-(`tfds_stream.reader`) its index in the TFDS splits it reads. A Reduced MPL
+(`tfds_files.reader`) its index in the TFDS splits it reads. A Reduced MPL
 run (`--teacher_labels=DIR`) looks its batches' images up by key
 (`StoredLabels.lookup`) and refuses a file made for other images.
 """

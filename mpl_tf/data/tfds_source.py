@@ -7,7 +7,7 @@ with the steps to provide them, if they are missing.
 Splits (all by `splits.partition`, seeded by --seed): validation and
 labeled images come from the TFDS train split, the test split is TFDS's
 test split (ImageNet: validation). Indices in `split_indices` are
-positions in TFDS's canonical order of that split (see tfds_stream).
+positions in TFDS's canonical order of that split (see tfds_files).
 
 CIFAR and SVHN are read into memory and use the in-memory pipeline. SVHN's
 `extra` images (--svhn_use_extra) and ImageNet are streamed from the files
@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from mpl_tf.data import crops, splits, tfds_stream
+from mpl_tf.data import crops, splits, tfds_files
 from mpl_tf.data.source import Source, Split, StreamedSplit, channel_stats
 from mpl_tf.errors import ConfigError
 
@@ -121,11 +121,11 @@ def load(name, params):
 
 def _load_small(name, params, spec, builder):
     """CIFAR / SVHN: train and test in memory; SVHN extra streamed."""
-    images, labels = tfds_stream.read_arrays(builder, "train")
+    images, labels = tfds_files.read_arrays(builder, "train")
     parts = splits.partition(labels, _num_labeled(name, len(labels)),
                              params.num_val, params.seed,
                              params.labeled_in_unlabeled)
-    test_images, test_labels = tfds_stream.read_arrays(builder,
+    test_images, test_labels = tfds_files.read_arrays(builder,
                                                        spec.test_split)
     mean, std = (spec.mean, spec.std) if spec.mean else channel_stats(images)
     size = images.shape[1]
@@ -133,7 +133,7 @@ def _load_small(name, params, spec, builder):
     extra = None
     if params.svhn_use_extra:
         decode = functools.partial(crops.decode_resized, size=size)
-        read, count = tfds_stream.reader(
+        read, count = tfds_files.reader(
             builder, [("train", _mask(len(labels), unl)), ("extra", None)],
             lambda encoded, seed: decode(encoded), decode)
         unlabeled = StreamedSplit(read, count)
@@ -159,7 +159,7 @@ def _load_imagenet(name, params, spec, builder):
     """ImageNet: every split streamed; labels read once to choose splits."""
     size = (params.image_size if "image_size" in params.explicit
             else IMAGENET_DEFAULT_SIZE)
-    labels = tfds_stream.read_labels(builder, "train")
+    labels = tfds_files.read_labels(builder, "train")
     parts = splits.partition(labels, _num_labeled(name, len(labels)),
                              params.num_val, params.seed,
                              params.labeled_in_unlabeled)
@@ -169,7 +169,7 @@ def _load_imagenet(name, params, spec, builder):
     def streamed(split, indices=None, labeled=True):
         keep = None if indices is None or len(indices) == len(labels) \
             else _mask(len(labels), indices)
-        read, count = tfds_stream.reader(
+        read, count = tfds_files.reader(
             builder, [(split, keep)],
             lambda encoded, seed: train(encoded, seed=seed), evaluate)
         known = labels[indices] if labeled and indices is not None else None

@@ -1,4 +1,6 @@
-"""Reading TFDS splits as streams of encoded images (no copy in memory).
+"""Reading prepared TFDS files: each record with its canonical index, as a
+stream of encoded images (`reader`, for a `StreamedSplit`) or into arrays
+(`read_arrays`, for an in-memory `Split`).
 
 An image's index is its position in TFDS's canonical order of the split
 (shard file by shard file, record by record), computed from the example's
@@ -11,7 +13,7 @@ which shuffling and per-host sharding change.
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.data.pipeline import pipeline_layout
+from mpl_tf.data.source import pipeline_layout
 from mpl_tf.errors import ConfigError
 
 AUTOTUNE = tf.data.AUTOTUNE
