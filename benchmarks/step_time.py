@@ -339,9 +339,13 @@ def svg_plot(path, title, panels, width=420, height=300):
            f' font-size="11">',
            f'<text x="8" y="16" font-size="13">{escape(title)}</text>']
     for i, (pid, label, series) in enumerate(panels):
-        ymax = 1.1 * max(y for pts in series.values() for y in pts.values())
-        py = lambda y, ymax=ymax: (height - bottom
-                                   - (height - top - bottom) * y / ymax)
+        # y ticks: 0 and round steps (1, 2, 2.5 or 5 x 10^k) up to the top.
+        ymax = max(y for pts in series.values() for y in pts.values())
+        unit = 10 ** math.floor(math.log10(ymax / 4))
+        step = next(m * unit for m in (1, 2, 2.5, 5, 10) if m * unit >= ymax / 4)
+        ticks = [step * k for k in range(math.ceil(ymax / step) + 1)]
+        py = lambda y, top_y=ticks[-1]: (height - bottom
+                                          - (height - top - bottom) * y / top_y)
         out += [f'<g id="{pid}" transform="translate({i * width},0)">',
                 f'<text x="{left}" y="{top - 12}" font-size="12">{label} vs '
                 'batch size B</text>',
@@ -350,10 +354,9 @@ def svg_plot(path, title, panels, width=420, height=300):
         for b in xs:
             out.append(f'<text x="{px(b):.1f}" y="{height - bottom + 14}" '
                        f'text-anchor="middle">{b}</text>')
-        for k in range(5):
-            y = ymax * k / 4
+        for y in ticks:
             out.append(f'<text x="{left - 4}" y="{py(y) + 4:.1f}" '
-                       f'text-anchor="end">{y:.3g}</text>')
+                       f'text-anchor="end">{y:g}</text>')
         out.append(f'<text x="{(left + width - right) / 2}" y="{height - 8}" '
                    'text-anchor="middle">B (log scale)</text>')
         for name, pts in series.items():
