@@ -31,3 +31,32 @@ def test_loop_speed_quick_prints_table():
     assert "| 1 | " in proc.stdout and "| 5 | " in proc.stdout
     assert "host's share of a step at 1 step per call (vs 5):" in proc.stdout
     assert "  CPU time: " in proc.stdout
+
+
+def test_step_time_quick_sweep_prints_rows_and_plot(tmp_path):
+    import xml.etree.ElementTree as ET  # pylint: disable=import-outside-toplevel
+    plot = tmp_path / "sweep.svg"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"),
+         "--quick", "--sweep", f"--plot={plot}"], capture_output=True,
+        text=True, timeout=600, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "| implementation | B | median s/step | ms per teacher image |" in out
+    assert "Port rows skipped: no --torch_python." in out
+    rows = [line.split("|")[1:-1] for line in out.splitlines()
+            if line.startswith("| mpl_tf taylor |")]
+    assert [int(r[1]) for r in rows] == [2, 4]  # --quick sweeps B = 2, 4
+    assert rows[-1][4].strip() != "-"  # --quick measures the last run's memory
+    svg = ET.parse(plot).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    panels = {g.get("id"): g for g in svg.iter(ns + "g")}
+    assert set(panels) == {"time", "memory"}
+    points = {pid: [c.find(ns + "title").text.split(": ")
+                    for c in g.iter(ns + "circle")] for pid, g in panels.items()}
+    # One point per B, titled "<series> B=<B>: <value>", the table's values.
+    assert [(name, f"{float(y):.2f}") for name, y in points["time"]] == [
+        ("mpl_tf taylor B=2", rows[0][3].strip()),
+        ("mpl_tf taylor B=4", rows[1][3].strip())]
+    assert [(name, f"{float(y):.2f}") for name, y in points["memory"]] == [
+        ("mpl_tf taylor B=4", rows[1][4].strip())]
