@@ -21,6 +21,9 @@ setuptools.setup(
     python_requires=">=3.10",
     install_requires=_requirements(),
     extras_require={"test": ["pytest>=7", "pytest-timeout>=2",
+                             # two test processes (pytest.ini): most tests
+                             # wait on one thread (imports, tracing)
+                             "pytest-xdist>=3",
                              # tests/test_notebook.py runs the Colab notebook
                              "nbclient>=0.7", "nbformat>=5.7",
                              "ipykernel>=6"],
