@@ -32,6 +32,6 @@ def __getattr__(name):
         return getattr(importlib.import_module("mpl_tf.keras_api"), name)
     if name == "WarmupDecay":
         return importlib.import_module("mpl_tf.schedules").WarmupDecay
-    if name in ("data", "models", "training"):
+    if name in ("callbacks", "data", "models", "training"):
         return importlib.import_module(f"mpl_tf.{name}")
     raise AttributeError(f"module 'mpl_tf' has no attribute {name!r}")

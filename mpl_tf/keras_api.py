@@ -25,6 +25,7 @@ import tensorflow as tf
 from mpl_tf.data import fit_input
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training.base import StepConfig
+from mpl_tf.training.loop import WindowStats
 from mpl_tf.training.mpl import FEEDBACK_PAIRINGS, MPLModel
 from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
 from mpl_tf.training.supervised import SupervisedModel
@@ -155,6 +156,11 @@ class _KerasTrainer:
         self._eval_loss = keras.metrics.Mean(name="loss")
         self._eval_accuracy = keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
+        # The CLI's window statistics (loop.WindowStats) over each epoch:
+        # the mean of a scalar and of its square since the epoch began.
+        self._windows = {name: (keras.metrics.Mean(name=f"{name}_sum"),
+                                keras.metrics.Mean(name=f"{name}_squares"))
+                         for name in WindowStats.NAMES}
         self._step_args = dict(step_args)
         self._compile_args = {}
         self.built = True
@@ -166,7 +172,9 @@ class _KerasTrainer:
 
     @property
     def metrics(self):
-        return [self._eval_loss, self._eval_accuracy]
+        """Reset by Keras at each epoch's start (and each evaluate's)."""
+        windows = [m for pair in self._windows.values() for m in pair]
+        return [self._eval_loss, self._eval_accuracy, *windows]
 
     def train_step(self, data):
         """The CLI's train step, plus `loss` (see `fit_loss`): NaN when the
@@ -178,6 +186,14 @@ class _KerasTrainer:
         loss = self.fit_loss(logs)
         logs["loss"] = tf.where(skipped, tf.constant(float("nan"), loss.dtype),
                                 loss)
+        for name, (values, squares) in self._windows.items():
+            if name in logs:
+                values.update_state(logs[name])
+                squares.update_state(tf.square(logs[name]))
+                mean = values.result()
+                logs[f"{name}_window_mean"] = mean
+                logs[f"{name}_window_std"] = tf.sqrt(
+                    tf.maximum(squares.result() - tf.square(mean), 0.0))
         return logs
 
     def test_step(self, data):
@@ -189,7 +205,8 @@ class _KerasTrainer:
             keras.losses.sparse_categorical_crossentropy(
                 labels, tf.cast(logits, tf.float32), from_logits=True))
         self._eval_accuracy.update_state(labels, logits)
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result()
+                for m in (self._eval_loss, self._eval_accuracy)}
 
     def fit(self, *args, **kwargs):
         """keras.Model.fit. A dataset from `mpl_tf.data` starts at the
@@ -278,8 +295,10 @@ class MetaPseudoLabels(_KerasTrainer, MPLModel):
     under a tf.distribute strategy.
 
     Logs: the CLI's scalars (`cross_entropy/teacher_on_l`,
-    `cross_entropy/student_on_u`, `mpl/feedback`, `lr/student`, ...) and
-    `loss` = teacher_on_l + uda/weight * teacher_on_u + student_on_u, the
+    `cross_entropy/student_on_u`, `mpl/feedback`, `lr/student`, ...),
+    `mpl/feedback_window_mean` and `_window_std` over the epoch so far (the
+    CLI's over each --log_every window: give `fit` that `steps_per_epoch`
+    for the same numbers) and `loss` = teacher_on_l + uda/weight * teacher_on_u + student_on_u, the
     two objectives the step descends (without the teacher's feedback
     term), NaN for a step that was skipped because something was not
     finite. `evaluate` reports `loss` and `accuracy` of the evaluated

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 
@@ -98,6 +99,8 @@ def test_defaults_are_the_flags_defaults():
     assert fit_input.DEFAULT_BATCH_SIZE == flag["train_batch_size"]
     assert fit_input.DEFAULT_UDA_DATA == flag["uda_data"]
     assert fit_input.DEFAULT_MAGNITUDE == flag["augment_magnitude"]
+    assert (mpl_tf.callbacks.DEFAULT_MAX_NONFINITE_STEPS
+            == flag["max_nonfinite_steps"])
 
 
 def test_import_mpl_tf_does_not_start_tensorflow():
@@ -314,6 +317,54 @@ def test_terminate_on_nan_stops_and_nothing_changes(source):
         + [v for opt in (mpl.teacher_optimizer, mpl.student_optimizer)
            for v in opt.variables]) if "iteration" in v.path}
     assert changed and set(changed) <= counters, changed
+
+
+class _BatchLogs(keras.callbacks.Callback):
+    """Each batch's logs (copied) and the trainable weights after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.logs, self.weights = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append({k: float(v) for k, v in logs.items()})
+        self.weights.append([w.numpy() for w in self.model.trainable_weights])
+
+
+def test_feedback_window_statistics_over_each_epoch(source):
+    """mpl/feedback_window_mean and _std: the mean and (population) spread
+    of the epoch's per-step feedback, as the CLI's over a log window."""
+    mpl = tiny_mpl()
+    seen = _BatchLogs()
+    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2)
+    history = mpl.fit(train, epochs=2, steps_per_epoch=3, verbose=0,
+                      callbacks=[seen])
+    for epoch in range(2):
+        steps = [logs["mpl/feedback"]
+                 for logs in seen.logs[3 * epoch:3 * epoch + 3]]
+        assert len(set(steps)) == 3  # three different values
+        assert history.history["mpl/feedback_window_mean"][epoch] == \
+            pytest.approx(statistics.fmean(steps), rel=1e-5, abs=1e-9)
+        assert history.history["mpl/feedback_window_std"][epoch] == \
+            pytest.approx(statistics.pstdev(steps), rel=1e-3, abs=1e-9)
+
+
+def test_stop_after_non_finite_steps(source):
+    """The fit face of --max_nonfinite_steps: 2 tolerated, stopped at the
+    third skipped step in a row, holding the last good step's weights."""
+    mpl = tiny_mpl()
+    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2)
+    poisoned = train.enumerate().map(lambda i, b: {
+        **b, "l_images": b["l_images"] * tf.where(i >= 2, np.nan, 1.0)})
+    seen = _BatchLogs()
+    stop = mpl_tf.callbacks.StopAfterNonFiniteSteps(max_steps=2)
+    mpl.fit(poisoned, epochs=3, steps_per_epoch=4, verbose=0,
+            callbacks=[seen, stop])
+    assert stop.stopped_at == int(mpl.global_step.numpy()) == 5
+    assert len(seen.logs) == 5
+    assert [np.isnan(logs["loss"]) for logs in seen.logs] == \
+        [False, False, True, True, True]
+    assert_same(seen.weights[1], [w.numpy() for w in mpl.trainable_weights])
 
 
 @pytest.mark.parametrize("cls", ["UDA", "Supervised"])
