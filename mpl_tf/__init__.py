@@ -22,7 +22,8 @@ __version__ = "0.1.0"
 
 # The Keras API, imported on first use: `import mpl_tf` itself stays light
 # (and must not import TensorFlow, for the switch above to take effect).
-_KERAS_API = ("MetaPseudoLabels", "UDA", "Supervised", "reference_optimizer")
+_KERAS_API = ("MetaPseudoLabels", "ReducedMetaPseudoLabels", "UDA",
+              "Supervised", "reference_optimizer")
 
 
 def __getattr__(name):

@@ -23,11 +23,13 @@ import keras
 import tensorflow as tf
 
 from mpl_tf.data import fit_input
+from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training.base import StepConfig
 from mpl_tf.training.loop import WindowStats
 from mpl_tf.training.mpl import FEEDBACK_PAIRINGS, MPLModel
 from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
+from mpl_tf.training.reduced_mpl import ReducedMPLModel
 from mpl_tf.training.supervised import SupervisedModel
 from mpl_tf.training.uda import UDAModel
 
@@ -46,6 +48,9 @@ _UDA_ARGS = _SUPERVISED_ARGS + ("uda_weight", "uda_temp", "uda_threshold",
 _MPL_ARGS = _UDA_ARGS + ("mpl_feedback", "mpl_label", "mpl_label_view",
                          "mpl_baseline_decay", "mpl_low_memory",
                          "mpl_feedback_pairing")
+_REDUCED_ARGS = _SUPERVISED_ARGS + (
+    "mpl_feedback", "mpl_label", "mpl_baseline_decay",
+    "mpl_feedback_pairing", "reduced_teacher_hidden")
 _CHOICES = {"mpl_feedback": ("taylor", "exact"),
             "mpl_label": ("hard", "sample", "soft"),
             "mpl_label_view": ("strong", "weak"),
@@ -352,6 +357,57 @@ class MetaPseudoLabels(_KerasTrainer, MPLModel):
 
     def _networks_config(self):
         return {"teacher": keras.saving.serialize_keras_object(self.teacher),
+                "student": keras.saving.serialize_keras_object(self.student)}
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class ReducedMetaPseudoLabels(MetaPseudoLabels, ReducedMPLModel):
+    """Reduced Meta Pseudo Labels: a large teacher's stored class
+    distributions (computed once, e.g. `softmax(teacher.predict(images))`)
+    and a small reduced teacher on them, a residual MLP on log p that
+    starts as the identity (README, "Reduced MPL"), teach your student.
+
+    The training batches carry the stored distributions: give
+    `mpl_tf.data.train_dataset(...)` `teacher_probs=(labeled, unlabeled)`.
+    `reduced_teacher`: your own network from log-probabilities [b, C] to
+    logits, or None for `ReducedTeacher(num_classes, reduced_teacher_hidden)`.
+    The other arguments, `compile`, the logs and `evaluate` are
+    MetaPseudoLabels' (the reduced teacher has no UDA term: uda/weight 0).
+    """
+
+    _STEP_ARGS = _REDUCED_ARGS
+
+    def __init__(self, student, num_classes=None, *, reduced_teacher=None,
+                 reduced_teacher_hidden=128, ema_student=None,
+                 label_smoothing=0.0, weight_decay=1e-4, grad_bound=1e9,
+                 ema_decay=0.0, mpl_feedback="taylor", mpl_label="hard",
+                 mpl_baseline_decay=0.99, mpl_feedback_pairing="paired",
+                 seed=0, name=None):
+        # pylint: disable=non-parent-init-called,super-init-not-called
+        args = {k: v for k, v in locals().items() if k in _REDUCED_ARGS}
+        _check_network(student, "student")
+        if reduced_teacher is None:
+            if num_classes is None:
+                raise ValueError("num_classes is needed to build the "
+                                 "reduced teacher (or pass reduced_teacher=)")
+            reduced_teacher = build_reduced_teacher(num_classes,
+                                                    reduced_teacher_hidden)
+        _check_network(reduced_teacher, "reduced_teacher")
+        ema = _twin(student, ema_student, "student") if ema_decay > 0 else None
+        step_args = {k: v for k, v in args.items()
+                     if k != "reduced_teacher_hidden"}
+        ReducedMPLModel.__init__(
+            self, _step_config(step_args), reduced_teacher, student, None,
+            None, ema_network=ema, name=name or "reduced_meta_pseudo_labels")
+        self._init_keras(args)
+
+    @property
+    def reduced_teacher(self):
+        return self.teacher
+
+    def _networks_config(self):
+        return {"reduced_teacher":
+                keras.saving.serialize_keras_object(self.teacher),
                 "student": keras.saving.serialize_keras_object(self.student)}
 
 

@@ -88,7 +88,8 @@ def assert_same(a, b, atol=0.0):
 
 def test_defaults_are_the_flags_defaults():
     flag = {n: mpl_flags.FLAGS[n].default for n in mpl_flags.names()}
-    for cls in (mpl_tf.MetaPseudoLabels, mpl_tf.UDA, mpl_tf.Supervised):
+    for cls in (mpl_tf.MetaPseudoLabels, mpl_tf.ReducedMetaPseudoLabels,
+                mpl_tf.UDA, mpl_tf.Supervised):
         params = inspect.signature(cls).parameters
         for name in cls._STEP_ARGS:  # pylint: disable=protected-access
             assert params[name].default == flag[name], (cls, name)
@@ -365,6 +366,51 @@ def test_stop_after_non_finite_steps(source):
     assert [np.isnan(logs["loss"]) for logs in seen.logs] == \
         [False, False, True, True, True]
     assert_same(seen.weights[1], [w.numpy() for w in mpl.trainable_weights])
+
+
+def test_reduced_mpl_fit_from_stored_distributions(source, tmp_path):
+    """Reduced MPL from a Python user's arrays: each batch carries its own
+    images' stored distributions, the student learns from the reduced
+    teacher's labels, the reduced teacher leaves the identity, and the
+    model saves and loads whole."""
+    def oracle(labels):  # a "large teacher" that knows the classes
+        probs = np.full([len(labels), 10], 0.02, np.float32)
+        probs[np.arange(len(labels)), labels] = 0.82
+        return probs
+
+    unlabeled = source.unlabeled
+    train = fit_input.train_dataset(
+        source.labeled.images, source.labeled.labels, unlabeled.images,
+        batch_size=16, uda_data=2, unlabeled_labels=unlabeled.labels,
+        teacher_probs=(oracle(source.labeled.labels),
+                       oracle(unlabeled.labels)))
+    for batch in train.take(3):
+        for part in ("l", "u"):
+            np.testing.assert_array_equal(
+                np.argmax(batch[f"{part}_teacher"], axis=1),
+                batch[f"{part}_labels"])
+    keras.utils.set_random_seed(0)
+    rmpl = mpl_tf.ReducedMetaPseudoLabels(dense(32), num_classes=10,
+                                          ema_decay=0.9, label_smoothing=0.1)
+    rmpl.compile()
+    history = rmpl.fit(train, epochs=1, steps_per_epoch=150, verbose=0)
+    assert history.history["uda/weight"] == [0.0]
+    outer = rmpl.reduced_teacher.get_layer("outer").kernel.numpy()
+    assert np.abs(outer).max() > 0  # it started at zero: the identity
+    result = rmpl.evaluate(source.test.images, source.test.labels,
+                           return_dict=True, verbose=0)
+    assert result["accuracy"] > 0.3, result  # chance: 0.1
+    rmpl.save(tmp_path / "rmpl.keras")
+    loaded = keras.models.load_model(tmp_path / "rmpl.keras")
+    assert isinstance(loaded, mpl_tf.ReducedMetaPseudoLabels)
+    assert loaded.evaluate(source.test.images, source.test.labels,
+                           return_dict=True, verbose=0) == \
+        pytest.approx(result, abs=1e-6)
+    with pytest.raises(ValueError, match="teacher_probs"):
+        fit_input.train_dataset(source.labeled.images, source.labeled.labels,
+                                unlabeled.images,
+                                teacher_probs=(oracle(source.labeled.labels),
+                                               oracle(source.labeled.labels)))
 
 
 @pytest.mark.parametrize("cls", ["UDA", "Supervised"])

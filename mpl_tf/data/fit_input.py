@@ -18,7 +18,7 @@ from it (`.take`, `.map`) starts again at step 0.
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.data import loader, pipeline
+from mpl_tf.data import loader, pipeline, teacher_labels
 from mpl_tf.data.arrays import arrays_source
 from mpl_tf.data.augment import AugmentConfig
 from mpl_tf.data.source import Split, StreamedSplit
@@ -53,9 +53,29 @@ def augment_config(source, augment=None):
     return type(cfg)(**{**cfg.get_config(), **augment})
 
 
+def _stored(teacher_probs, source):
+    """{"labeled", "unlabeled": StoredLabels} from a pair of arrays
+    [N, C] aligned with the source's splits, or as given (a dict from
+    `teacher_labels.load`)."""
+    if teacher_probs is None or isinstance(teacher_probs, dict):
+        return teacher_probs
+    out = {}
+    for name, probs in zip(("labeled", "unlabeled"), teacher_probs):
+        probs = np.asarray(probs, np.float32)
+        size = len(getattr(source, name))
+        if probs.ndim != 2 or len(probs) != size:
+            raise ValueError(f"teacher_probs ({name}): expected [{size}, "
+                             f"classes] for the {size} {name} images, got "
+                             f"shape {probs.shape}")
+        out[name] = teacher_labels.StoredLabels(
+            np.arange(size), probs.shape[1], probs=probs)
+    return out
+
+
 def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,
                          uda_data=DEFAULT_UDA_DATA, mode="mpl", augment=None,
-                         seed=0, labeled_view="weak", start_step=0):
+                         seed=0, labeled_view="weak", start_step=0,
+                         teacher_probs=None):
     """The train step's batches from a `Source` (e.g. `mpl_tf.data.digits
     .load(50, seed=0)` or `mpl_tf.data.load_source("cifar10_4000_mpl")`).
 
@@ -66,7 +86,10 @@ def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,
     images per labeled one. `labeled_view`: "weak" (flip and crop) or
     "strong" (RandAugment; the CLI's supervised mode with --use_augment).
     `start_step`: the first step's index; an in-memory source's dataset
-    is moved to the model's own step when `fit` begins.
+    is moved to the model's own step when `fit` begins. `teacher_probs`
+    (Reduced MPL): the large teacher's class distributions of the labeled
+    and the unlabeled images, (array [N_l, C], array [N_u, C]) in the
+    splits' order, added to each batch as `l_teacher` and `u_teacher`.
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: expected one of {MODES}")
@@ -74,9 +97,12 @@ def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,
         raise ValueError(f"mode={mode!r} needs unlabeled images")
     if batch_size < 1 or uda_data < 1:
         raise ValueError("batch_size and uda_data must be >= 1")
+    if teacher_probs is not None and mode != "mpl":
+        raise ValueError("teacher_probs are for Reduced MPL (mode='mpl')")
     train_input = pipeline.TrainInput(
         source, augment_config(source, augment), mode, batch_size,
-        uda_data, seed, labeled_view=labeled_view)
+        uda_data, seed, labeled_view=labeled_view,
+        teacher_probs=_stored(teacher_probs, source))
     if source.streamed:
         # The streamed pipeline seeds its shuffles from a Python int: it
         # starts where it is told and does not follow the model's step.
@@ -91,7 +117,7 @@ def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,
 def train_dataset(labeled_images, labeled_labels, unlabeled_images=None, *,
                   batch_size=DEFAULT_BATCH_SIZE, uda_data=DEFAULT_UDA_DATA,
                   augment=None, seed=0, unlabeled_labels=None, mode=None,
-                  labeled_view="weak", start_step=0):
+                  labeled_view="weak", start_step=0, teacher_probs=None):
     """The train step's batches from numpy arrays, with the weak and strong
     views of the unlabeled images.
 
@@ -101,13 +127,15 @@ def train_dataset(labeled_images, labeled_labels, unlabeled_images=None, *,
     "uda" are the same). `augment`: a dict overriding the default
     augmentation (see `augment_config`), e.g. {"hflip": False,
     "magnitude": 10}. Infinite: give `fit` a `steps_per_epoch`.
+    `teacher_probs` (Reduced MPL): (labeled, unlabeled) class
+    distributions of a large teacher, arrays [N, C] in the images' order.
     """
     if mode is None:
         mode = "supervised" if unlabeled_images is None else "mpl"
     source = arrays_source(labeled_images, labeled_labels, unlabeled_images,
                            unlabeled_labels)
     return source_train_dataset(source, batch_size, uda_data, mode, augment,
-                                seed, labeled_view, start_step)
+                                seed, labeled_view, start_step, teacher_probs)
 
 
 def eval_dataset(images, labels=None, batch_size=256):
