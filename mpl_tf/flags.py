@@ -300,11 +300,14 @@ flags.DEFINE_string(
     "the label is then less damaged by the strong augmentation).")
 flags.DEFINE_bool(
     "mpl_low_memory", False,
-    "Taylor feedback only: run the teacher's forward pass twice, once "
-    "without a tape to label the student's batch and once with it after the "
+    "Taylor feedback only: hold fewer activations for more compute, with "
+    "the same numbers as the default step. WRN-28-k teacher and student: "
+    "keep only the group boundaries of the teacher's three groups and of "
+    "the student's first, and recompute those activations in backprop. "
+    "Other networks: run the teacher's forward pass twice, once without a "
+    "tape to label the student's batch and once with it after the "
     "student's update, so the two networks' activations are never held at "
-    "the same time. Peak memory of a UDA step for ~20 %% more compute; the "
-    "same numbers as the default step.")
+    "the same time.")
 flags.DEFINE_string(
     "mpl_feedback_pairing", "paired",
     "How the feedback h = CE_old - CE_new is measured. paired: both on the "

@@ -12,10 +12,11 @@ from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 
 
-def _trainer(low_memory, label, view="strong"):
+def _trainer(low_memory, label, view="strong", model_type="cnn-tiny",
+             size=12):
     # Heavy dropout: a labeling pass with another dropout mask than the
     # taped pass would give other pseudo labels and another student.
-    cfg = registry.ModelConfig("cnn-tiny", 10, 12, dense_dropout_rate=0.7)
+    cfg = registry.ModelConfig(model_type, 10, size, dense_dropout_rate=0.7)
     keras.utils.set_random_seed(3)
     teacher, student = registry.build(cfg, "teacher"), registry.build(cfg, "student")
     step = StepConfig(label_smoothing=0.1,
@@ -60,3 +61,24 @@ def test_low_memory_needs_the_taylor_feedback():
                             mpl_label="soft")
     with pytest.raises(ConfigError, match="--mpl_low_memory"):
         params_lib.validate(p)
+
+
+def test_low_memory_wrn_recomputes_and_equals_the_default_step():
+    """On a WRN, --mpl_low_memory recomputes group activations in backprop
+    (training/recompute.py) instead of a labeling pass: the same bits."""
+    rng = np.random.default_rng(1)
+    img = lambda n: rng.uniform(0, 255, (n, 8, 8, 3)).astype(np.float32)
+    batches = [{"l_images": img(2), "l_labels": rng.integers(0, 10, 2, np.int32),
+                "u_weak": img(4), "u_strong": img(4)} for _ in range(2)]
+    default = _trainer(False, "hard", model_type="wrn-28-2", size=8)
+    low = _trainer(True, "hard", model_type="wrn-28-2", size=8)
+    assert default._segmented() is None and low._segmented() is not None  # pylint: disable=protected-access
+    start = _state(default)
+    for batch in batches:
+        metrics = [t.train_step(batch) for t in (default, low)]
+        for key in ("mpl/dot_product", "grad_norm/teacher",
+                    "grad_norm/student"):
+            assert float(metrics[0][key]) == float(metrics[1][key]), key
+    for a, b in zip(_state(default), _state(low)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, s) for a, s in zip(_state(low), start))

@@ -30,7 +30,7 @@ import collections
 import tensorflow as tf
 
 from mpl_tf import losses
-from mpl_tf.training import meta_gradient
+from mpl_tf.training import meta_gradient, recompute
 from mpl_tf.training.base import (TrainerModel, all_reduce_sum,
                                   global_accuracy)
 from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
@@ -135,10 +135,31 @@ class MPLModel(TrainerModel):
     def step_state(self):
         return super().step_state() + [self.baseline]
 
-    def teacher_losses(self, batch, step):
+    def teacher_losses(self, batch, step, teacher=None):
         """The teacher's forward and losses (a dict; see uda.teacher_losses);
-        Reduced MPL's teacher overrides it."""
-        return teacher_losses(self.teacher, batch, self.cfg, step)
+        Reduced MPL's teacher overrides it. `teacher`: a callable standing in
+        for the network's training call (see `_segmented`)."""
+        return teacher_losses(teacher or self.teacher, batch, self.cfg, step)
+
+    def _segmented(self):
+        """--mpl_low_memory on a WRN: (teacher, student) calls that recompute
+        activations in backprop (training/recompute.py): the teacher's three
+        groups, the student's first. Only group boundaries are kept while
+        the student trains; the teacher's backward holds one group at a
+        time. None for other networks (they use a labeling pass)."""
+        if not self.cfg.mpl_low_memory:
+            return None
+        t_ends, s_ends = (recompute.group_ends(n)
+                          for n in (self.teacher, self.student))
+        if t_ends is None or s_ends is None:
+            return None
+        if not hasattr(self, "_segmented_calls"):
+            # Plain attribute: the segments share the networks' layers and
+            # must not be tracked as the trainer's own.
+            object.__setattr__(self, "_segmented_calls", (
+                recompute.SegmentedCall(self.teacher, t_ends, 3),
+                recompute.SegmentedCall(self.student, s_ends, 1)))
+        return self._segmented_calls
 
     def compute_step(self, batch):
         if self.cfg.mpl_feedback == "exact":
@@ -166,12 +187,13 @@ class MPLModel(TrainerModel):
         return Feedback(ce_old, ce_new, value, baseline,
                         tf.stop_gradient(value - baseline))
 
-    def _teacher_pass(self, batch, seed, labels=None):
+    def _teacher_pass(self, batch, seed, labels=None, teacher=None):
         """Taped teacher forward: its losses, the pseudo labels (unless
         given) and the MPL term CE(y^, z) over the global unlabeled batch,
         which h~ scales."""
         with tf.GradientTape() as tape:
-            t = self.teacher_losses(batch, self.global_step)
+            t = self.teacher_losses(batch, self.global_step,
+                                    *([] if teacher is None else [teacher]))
             z = label_logits(t, self.cfg.mpl_label_view)
             if labels is None:
                 labels = pseudo_labels(z, self.cfg.mpl_label, seed)
@@ -182,7 +204,13 @@ class MPLModel(TrainerModel):
         cfg = self.cfg
         step = self.global_step
         seed = self._sample_seed(step)
-        if cfg.mpl_low_memory:
+        segmented = self._segmented()
+        if segmented is not None:
+            teacher, student_call = segmented
+            t_tape, t, labels, t_mpl = self._teacher_pass(batch, seed,
+                                                          teacher=teacher)
+            student = self._student_update(batch, labels, step, student_call)
+        elif cfg.mpl_low_memory:
             # Label with a tape-free functional pass (its batch-norm and
             # dropout-seed updates dropped), so the teacher's activations are
             # not held while the student trains; the taped pass after the
@@ -215,17 +243,18 @@ class MPLModel(TrainerModel):
         return metrics, [t["total"], t_norm, student.loss, student.grad_norm,
                          fb.value]
 
-    def _student_update(self, batch, labels, step):
+    def _student_update(self, batch, labels, step, student_call=None):
         """Student step on the pseudo labels, then the feedback h.
 
-        -> StudentStep
+        `student_call`: a callable standing in for the student's training
+        call. -> StudentStep
         """
         cfg = self.cfg
         x_l, y_l, x_s = batch["l_images"], batch["l_labels"], batch["u_strong"]
         global_b, global_u = uda_batch_sizes(batch)
         with tf.GradientTape() as s_tape:
-            s_logits = self.student(tf.concat([x_s, x_l], axis=0),
-                                    training=True)
+            s_logits = (student_call or self.student)(
+                tf.concat([x_s, x_l], axis=0), training=True)
             s_u, s_l = tf.split(s_logits, [tf.shape(x_s)[0],
                                            tf.shape(x_l)[0]], axis=0)
             s_loss = losses.labeled_ce(labels, s_u, global_u,
