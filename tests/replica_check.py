@@ -5,7 +5,8 @@ A script, not a test module: logical CPU devices must be configured before
 TensorFlow starts, so tests run it in a subprocess.
 
 usage: python tests/replica_check.py --feedback=taylor --steps=3 --grad_bound=0.5
-       (--reduced: Reduced MPL, a reduced teacher on stored distributions)
+       (--reduced: Reduced MPL, a reduced teacher on stored distributions;
+       --low_memory: --mpl_low_memory; --model_type: default cnn-tiny)
 """
 
 import argparse
@@ -45,13 +46,13 @@ def make_batch(step):
 
 
 def build(strategy, args, sync):
-    mcfg = registry.ModelConfig("cnn-tiny", 10, SIZE, dense_dropout_rate=0.0,
-                                sync_batch_norm=sync)
+    mcfg = registry.ModelConfig(args.model_type, 10, SIZE,
+                                dense_dropout_rate=0.0, sync_batch_norm=sync)
     cfg = StepConfig(label_smoothing=0.1,
                      weight_decay=5e-4, grad_bound=args.grad_bound,
                      uda_weight=1.0, uda_steps=1, uda_threshold=0.0,
                      mpl_feedback=args.feedback, mpl_label=args.label,
-                     ema_decay=0.9)
+                     mpl_low_memory=args.low_memory, ema_decay=0.9)
     with strategy.scope():
         keras.utils.set_random_seed(0)
         if args.reduced:
@@ -110,6 +111,8 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--grad_bound", type=float, default=1e9)
     parser.add_argument("--reduced", action="store_true")
+    parser.add_argument("--model_type", default="cnn-tiny")
+    parser.add_argument("--low_memory", action="store_true")
     args = parser.parse_args()
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     one, norms = run(tf.distribute.get_strategy(), args, sync=False)

@@ -33,6 +33,15 @@ def test_taylor_steps_match_one_device_with_active_clipping():
         assert diff <= 1e-5, (name, diff)
 
 
+def test_low_memory_wrn_steps_match_one_device():
+    """--mpl_low_memory on WRN networks recomputes activations in backprop
+    (training/recompute.py): the same under 2 replicas as on one device."""
+    out = _replica_check("--feedback=taylor", "--low_memory", "--steps=2",
+                         "--model_type=wrn-28-2")
+    for name, diff in out["max_abs_diff"].items():
+        assert diff <= 1e-5, (name, diff)
+
+
 @pytest.mark.parametrize("feedback,label", [("taylor", "hard"),
                                             ("exact", "soft")])
 def test_reduced_mpl_steps_match_one_device(feedback, label):
