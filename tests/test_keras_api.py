@@ -148,8 +148,9 @@ def test_fit_on_digits_learns(source):
     history = mpl.fit(train, epochs=2, steps_per_epoch=200,
                       validation_data=fit_input.eval_dataset(source.test),
                       verbose=0)
-    assert set(history.history) == {*CLI_NAMES, "loss", "val_loss",
-                                    "val_accuracy"}
+    assert set(history.history) == {
+        *CLI_NAMES, "mpl/feedback_window_mean", "mpl/feedback_window_std",
+        "loss", "val_loss", "val_accuracy"}
     result = mpl.evaluate(source.test.images, source.test.labels,
                           return_dict=True, verbose=0)
     assert result["accuracy"] >= 0.5, result
