@@ -38,8 +38,9 @@ def test_taylor_steps_match_one_device_with_active_clipping():
     "open (found 2026-11-28): with WRN-28-2 networks the teacher after 2 "
     "Taylor steps on 2 replicas differs from one device (kernels by up to "
     "0.4 %, a batch-norm beta by 5 %, relative) while the student, EMA and "
-    "baseline match to 1e-7; also with UDA's weight 0 and with the same "
-    "Keras synchronized batch norm on one device. cnn-tiny matches."))
+    "baseline match to 1e-7; also with UDA's weight 0, the MPL term 0, no "
+    "label smoothing or weight decay, and Keras' synchronized batch norm "
+    "on one device. cnn-tiny matches."))
 @pytest.mark.parametrize("low_memory", [False, True])
 def test_wrn_steps_match_one_device(low_memory):
     """WRN networks, the default step and --mpl_low_memory's recomputing
