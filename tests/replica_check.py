@@ -90,6 +90,9 @@ def run(strategy, args, sync):
     norms = []
     for i in range(args.steps):
         batch = make_batch(i)
+        if args.float64:
+            batch = {k: v.astype(np.float64) if v.dtype == np.float32 else v
+                     for k, v in batch.items()}
         if strategy.num_replicas_in_sync > 1:
             batch = strategy.experimental_distribute_values_from_function(
                 lambda ctx, b=batch: shard(b, ctx))
@@ -113,7 +116,13 @@ def main():
     parser.add_argument("--reduced", action="store_true")
     parser.add_argument("--model_type", default="cnn-tiny")
     parser.add_argument("--low_memory", action="store_true")
+    # float64: tells a replica logic error from float32 rounding, which a
+    # deep network (WRN-28) amplifies beyond 1e-5 within a few steps.
+    parser.add_argument("--float64", action="store_true")
     args = parser.parse_args()
+    if args.float64:
+        keras.config.set_floatx("float64")
+        keras.mixed_precision.set_dtype_policy("float64")
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     one, norms = run(tf.distribute.get_strategy(), args, sync=False)
     two, _ = run(tf.distribute.MirroredStrategy(devices), args, sync=True)
