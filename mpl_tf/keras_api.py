@@ -303,9 +303,9 @@ class MetaPseudoLabels(_KerasTrainer, MPLModel):
     `cross_entropy/student_on_u`, `mpl/feedback`, `lr/student`, ...),
     `mpl/feedback_window_mean` and `_window_std` over the epoch so far (the
     CLI's over each --log_every window: give `fit` that `steps_per_epoch`
-    for the same numbers) and `loss` = teacher_on_l + uda/weight * teacher_on_u + student_on_u, the
-    two objectives the step descends (without the teacher's feedback
-    term), NaN for a step that was skipped because something was not
+    for the same numbers) and `loss` = teacher_on_l + uda/weight *
+    teacher_on_u + student_on_u, the two objectives the step descends
+    (without the teacher's feedback term), NaN for a step that was skipped because something was not
     finite. `evaluate` reports `loss` and `accuracy` of the evaluated
     network (EarlyStopping on `val_accuracy` needs `mode="max"`, as for
     any Keras model that tracks its own metrics).
