@@ -63,11 +63,16 @@ class BatchNorm(keras.layers.BatchNormalization):
             + var * (1.0 - m))
 
 
-@tf.function(jit_compile=True)
 def _recover_input(a, scale, shift, slope):
-    """x = y * scale + shift with y = leaky_relu^-1(a): one fused XLA
-    loop over the activation instead of four elementwise kernels."""
-    return tf.where(a > 0, a, a / slope) * scale + shift
+    """x = y * scale + shift with y = leaky_relu^-1(a).
+
+    With 0 < slope <= 1, y = min(a, a / slope) (a / slope is the more
+    negative one exactly when a < 0): four elementwise kernels, as fast as
+    the XLA-fused `where` form and without XLA's compiler in the process
+    (~50 MB of resident memory)."""
+    if slope > 1:
+        return tf.maximum(a, a / slope) * scale + shift
+    return tf.minimum(a, a / slope) * scale + shift
 
 
 def _bn_leaky_relu_from_output(x, gamma, beta, epsilon, slope):
@@ -109,8 +114,7 @@ def _bn_leaky_relu_from_output(x, gamma, beta, epsilon, slope):
                                           alpha=slope)
             scale = sigma / gamma
             x_rec = _recover_input(tf.cast(a_, tf.float32), scale,
-                                   mean - beta * scale,
-                                   tf.constant(slope, tf.float32))
+                                   mean - beta * scale, slope)
             dx, d_gamma, d_beta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
                 y_backprop=dy, x=tf.cast(x_rec, x.dtype), scale=gamma,
                 reserve_space_1=saved_1, reserve_space_2=saved_2,
