@@ -47,7 +47,7 @@ _UDA_ARGS = _SUPERVISED_ARGS + ("uda_weight", "uda_temp", "uda_threshold",
                                 "uda_steps")
 _MPL_ARGS = _UDA_ARGS + ("mpl_feedback", "mpl_label", "mpl_label_view",
                          "mpl_baseline_decay", "mpl_low_memory",
-                         "mpl_feedback_pairing")
+                         "mpl_recompute_teacher", "mpl_feedback_pairing")
 _REDUCED_ARGS = _SUPERVISED_ARGS + (
     "mpl_feedback", "mpl_label", "mpl_baseline_decay",
     "mpl_feedback_pairing", "reduced_teacher_hidden")
@@ -319,7 +319,8 @@ class MetaPseudoLabels(_KerasTrainer, MPLModel):
                  uda_steps=10000, ema_decay=0.0, mpl_feedback="taylor",
                  mpl_label="hard", mpl_label_view="strong",
                  mpl_baseline_decay=0.99, mpl_low_memory=False,
-                 mpl_feedback_pairing="paired", seed=0, name=None):
+                 mpl_recompute_teacher=True, mpl_feedback_pairing="paired",
+                 seed=0, name=None):
         args = {k: v for k, v in locals().items() if k in _MPL_ARGS}
         _check_network(teacher, "teacher")
         _check_network(student, "student")

@@ -32,6 +32,7 @@ def step_config(params):
         mpl_label_view=params.mpl_label_view, mpl_feedback=params.mpl_feedback,
         mpl_baseline_decay=params.mpl_baseline_decay,
         mpl_low_memory=params.mpl_low_memory,
+        mpl_recompute_teacher=params.mpl_recompute_teacher,
         mpl_feedback_pairing=params.mpl_feedback_pairing, seed=params.seed)
 
 

@@ -36,8 +36,9 @@ def test_taylor_steps_match_one_device_with_active_clipping():
 @pytest.mark.slow  # ~2 minutes per case
 @pytest.mark.parametrize("low_memory", [False, True])
 def test_wrn_steps_match_one_device(low_memory):
-    """WRN networks, the default step and --mpl_low_memory's recomputing
-    path (training/recompute.py), under 2 replicas and on one device, in
+    """WRN networks, the default step (the teacher's first group
+    recomputed) and --mpl_low_memory's (more recomputed; both
+    training/recompute.py), under 2 replicas and on one device, in
     float64: in float32 the deep WRN amplifies rounding (the replicas sum
     batch-norm statistics in another order) to ~6e-4 in the teacher's
     kernels after 2 steps; in float64 they agree to ~1e-8."""

@@ -13,7 +13,7 @@ from mpl_tf.training.optimizer import make_optimizer
 
 
 def _trainer(low_memory, label, view="strong", model_type="cnn-tiny",
-             size=12):
+             size=12, recompute_teacher=True, feedback="taylor"):
     # Heavy dropout: a labeling pass with another dropout mask than the
     # taped pass would give other pseudo labels and another student.
     cfg = registry.ModelConfig(model_type, 10, size, dense_dropout_rate=0.7)
@@ -22,7 +22,9 @@ def _trainer(low_memory, label, view="strong", model_type="cnn-tiny",
     step = StepConfig(label_smoothing=0.1,
                       weight_decay=1e-3, uda_weight=2.0, uda_threshold=0.0,
                       ema_decay=0.9, mpl_label=label, mpl_label_view=view,
-                      mpl_low_memory=low_memory, seed=5)
+                      mpl_low_memory=low_memory,
+                      mpl_recompute_teacher=recompute_teacher,
+                      mpl_feedback=feedback, seed=5)
     trainer = MPLModel(step, teacher, student,
                        make_optimizer(0.3, "momentum", "t"),
                        make_optimizer(0.3, "momentum", "s"))
@@ -63,22 +65,47 @@ def test_low_memory_needs_the_taylor_feedback():
         params_lib.validate(p)
 
 
-def test_low_memory_wrn_recomputes_and_equals_the_default_step():
-    """On a WRN, --mpl_low_memory recomputes group activations in backprop
-    (training/recompute.py) instead of a labeling pass: the same bits."""
+def test_wrn_recomputing_steps_equal_the_plain_step():
+    """On WRNs the default step recomputes the teacher's first group in
+    backprop and --mpl_low_memory more (training/recompute.py), instead of
+    holding those activations: the same bits as holding them all."""
     rng = np.random.default_rng(1)
     img = lambda n: rng.uniform(0, 255, (n, 8, 8, 3)).astype(np.float32)
     batches = [{"l_images": img(2), "l_labels": rng.integers(0, 10, 2, np.int32),
                 "u_weak": img(4), "u_strong": img(4)} for _ in range(2)]
-    default = _trainer(False, "hard", model_type="wrn-28-2", size=8)
-    low = _trainer(True, "hard", model_type="wrn-28-2", size=8)
-    assert default._segmented() is None and low._segmented() is not None  # pylint: disable=protected-access
-    start = _state(default)
+    wrn = {"model_type": "wrn-28-2", "size": 8}
+    plain = _trainer(False, "hard", recompute_teacher=False, **wrn)
+    trainers = [plain, _trainer(False, "hard", **wrn),
+                _trainer(True, "hard", **wrn)]
+    # pylint: disable=protected-access
+    assert plain._recomputing_calls() == (None, None)
+    assert [[c is None for c in t._recomputing_calls()]
+            for t in trainers[1:]] == [[False, True], [False, False]]
+    start = _state(plain)
     for batch in batches:
-        metrics = [t.train_step(batch) for t in (default, low)]
+        metrics = [t.train_step(batch) for t in trainers]
         for key in ("mpl/dot_product", "grad_norm/teacher",
                     "grad_norm/student"):
-            assert float(metrics[0][key]) == float(metrics[1][key]), key
-    for a, b in zip(_state(default), _state(low)):
+            assert len({float(m[key]) for m in metrics}) == 1, key
+    for trainer in trainers[1:]:
+        for a, b in zip(_state(plain), _state(trainer)):
+            np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, s) for a, s in zip(_state(plain), start))
+
+
+def test_wrn_exact_step_recomputes_the_same_bits():
+    """The exact meta-gradient differentiates through the recomputed
+    teacher group too (second order in the student, first in the teacher)."""
+    rng = np.random.default_rng(2)
+    img = lambda n: rng.uniform(0, 255, (n, 8, 8, 3)).astype(np.float32)
+    batch = {"l_images": img(2), "l_labels": rng.integers(0, 10, 2, np.int32),
+             "u_weak": img(4), "u_strong": img(4)}
+    plain, recomputing = (
+        _trainer(False, "soft", model_type="wrn-28-2", size=8,
+                 recompute_teacher=r, feedback="exact") for r in (False, True))
+    start = _state(plain)
+    for trainer in (plain, recomputing):
+        trainer.train_step(batch)
+    for a, b in zip(_state(plain), _state(recomputing)):
         np.testing.assert_array_equal(a, b)
-    assert any(not np.allclose(a, s) for a, s in zip(_state(low), start))
+    assert any(not np.allclose(a, s) for a, s in zip(_state(plain), start))

@@ -37,6 +37,9 @@ class StepConfig:
     mpl_feedback: str = "taylor"
     mpl_baseline_decay: float = 0.99
     mpl_low_memory: bool = False
+    # WRN teacher: recompute its first group's activations in backprop
+    # instead of holding them while the student trains (recompute.py).
+    mpl_recompute_teacher: bool = True
     # "paired": CE_old and CE_new from the same images, batch-norm mode and
     # dropout mask; "reference": CE_old from the student's training pass.
     mpl_feedback_pairing: str = "paired"

@@ -22,7 +22,8 @@
 
 The functional passes (`stateless_call`) throw their batch-norm and
 dropout-seed updates away, so the moving averages see each image once per
-step.
+step. With WRN networks some activations are recomputed in backprop instead
+of held from step 1 to step 6 (training/recompute.py; the same numbers).
 """
 
 import collections
@@ -138,28 +139,20 @@ class MPLModel(TrainerModel):
     def teacher_losses(self, batch, step, teacher=None):
         """The teacher's forward and losses (a dict; see uda.teacher_losses);
         Reduced MPL's teacher overrides it. `teacher`: a callable standing in
-        for the network's training call (see `_segmented`)."""
+        for the network's training call (see `_recomputing_calls`)."""
         return teacher_losses(teacher or self.teacher, batch, self.cfg, step)
 
-    def _segmented(self):
-        """--mpl_low_memory on a WRN: (teacher, student) calls that recompute
-        activations in backprop (training/recompute.py): the teacher's three
-        groups, the student's first. Only group boundaries are kept while
-        the student trains; the teacher's backward holds one group at a
-        time. None for other networks (they use a labeling pass)."""
-        if not self.cfg.mpl_low_memory:
-            return None
-        t_ends, s_ends = (recompute.group_ends(n)
-                          for n in (self.teacher, self.student))
-        if t_ends is None or s_ends is None:
-            return None
-        if not hasattr(self, "_segmented_calls"):
+    def _recomputing_calls(self):
+        """(teacher, student) training calls that recompute activations in
+        backprop on WRN networks (recompute.mpl_calls), None for a network
+        called as usual: the same numbers, less memory held at once."""
+        if not hasattr(self, "_recomputing"):
             # Plain attribute: the segments share the networks' layers and
             # must not be tracked as the trainer's own.
-            object.__setattr__(self, "_segmented_calls", (
-                recompute.SegmentedCall(self.teacher, t_ends, 3),
-                recompute.SegmentedCall(self.student, s_ends, 1)))
-        return self._segmented_calls
+            object.__setattr__(self, "_recomputing", recompute.mpl_calls(
+                self.teacher, self.student, self.cfg.mpl_low_memory,
+                self.cfg.mpl_recompute_teacher))
+        return self._recomputing
 
     def compute_step(self, batch):
         if self.cfg.mpl_feedback == "exact":
@@ -192,8 +185,7 @@ class MPLModel(TrainerModel):
         given) and the MPL term CE(y^, z) over the global unlabeled batch,
         which h~ scales."""
         with tf.GradientTape() as tape:
-            t = self.teacher_losses(batch, self.global_step,
-                                    *([] if teacher is None else [teacher]))
+            t = self.teacher_losses(batch, self.global_step, teacher)
             z = label_logits(t, self.cfg.mpl_label_view)
             if labels is None:
                 labels = pseudo_labels(z, self.cfg.mpl_label, seed)
@@ -204,32 +196,30 @@ class MPLModel(TrainerModel):
         cfg = self.cfg
         step = self.global_step
         seed = self._sample_seed(step)
-        segmented = self._segmented()
-        if segmented is not None:
-            teacher, student_call = segmented
-            t_tape, t, labels, t_mpl = self._teacher_pass(batch, seed,
-                                                          teacher=teacher)
-            student = self._student_update(batch, labels, step, student_call)
-        elif cfg.mpl_low_memory:
-            # Label with a tape-free functional pass (its batch-norm and
-            # dropout-seed updates dropped), so the teacher's activations are
-            # not held while the student trains; the taped pass after the
-            # student's update sees the same weights, batch, batch statistics
-            # and dropout seed, so it gives the same logits and labels.
+        teacher_call, student_call = self._recomputing_calls()
+        if cfg.mpl_low_memory and teacher_call is None:
+            # A teacher without recomputable segments: label with a tape-free
+            # functional pass (its batch-norm and dropout-seed updates
+            # dropped), so the teacher's activations are not held while the
+            # student trains; the taped pass after the student's update sees
+            # the same weights, batch, batch statistics and dropout seed, so
+            # it gives the same logits and labels.
             logits = call_discarding_state(self.teacher,
                                            teacher_images(batch))
             _, z_w, z_s = split_teacher_logits(logits, batch)
             z = label_logits({"z_w": z_w, "z_s": z_s}, cfg.mpl_label_view)
             labels = pseudo_labels(z, cfg.mpl_label, seed)
-            student = self._student_update(batch, labels, step)
+            student = self._student_update(batch, labels, step,
+                                           student_call)
             # Graph execution follows data, not program order: without this
             # the taped pass could run beside the student's step.
             with tf.control_dependencies([student.feedback.advantage]):
                 batch = {k: tf.identity(v) for k, v in batch.items()}
             t_tape, t, _, t_mpl = self._teacher_pass(batch, seed, labels)
         else:
-            t_tape, t, labels, t_mpl = self._teacher_pass(batch, seed)
-            student = self._student_update(batch, labels, step)
+            t_tape, t, labels, t_mpl = self._teacher_pass(batch, seed,
+                                                          teacher=teacher_call)
+            student = self._student_update(batch, labels, step, student_call)
         fb = student.feedback
 
         t_lr = self.teacher_optimizer.learning_rate
@@ -294,8 +284,9 @@ class MPLModel(TrainerModel):
         soft = cfg.mpl_label == "soft"
         s_lr = self.student_optimizer.learning_rate
 
+        teacher_call, _ = self._recomputing_calls()
         with tf.GradientTape() as t_tape:
-            t = self.teacher_losses(batch, step)
+            t = self.teacher_losses(batch, step, teacher_call)
             z = losses.as_loss_dtype(label_logits(t, cfg.mpl_label_view))
             if soft:
                 targets = tf.nn.softmax(z, axis=-1)

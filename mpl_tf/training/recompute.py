@@ -17,12 +17,34 @@ import tensorflow as tf
 # WRN-28-k: the outputs of its three groups of blocks. Each is the only
 # tensor that crosses from one group into the next.
 WRN_GROUP_ENDS = ("block4_add", "block8_add", "block12_add")
+# Finer cuts: the first group (the widest activations, half of the
+# network's) also split after its second block.
+WRN_FINE_ENDS = ("block2_add",) + WRN_GROUP_ENDS
 
 
 def group_ends(network):
     """The WRN group boundaries of `network`, or None for other networks."""
     names = {layer.name for layer in network.layers}
     return WRN_GROUP_ENDS if set(WRN_GROUP_ENDS) <= names else None
+
+
+def mpl_calls(teacher, student, low_memory, recompute_teacher=True):
+    """(teacher call, student call) for an MPL step: a SegmentedCall where a
+    WRN-28-k network recomputes activations in backprop, None where it runs
+    as usual (other networks always do).
+
+    Default (`recompute_teacher`): the teacher's first group, about half of
+    its activations, which otherwise stay alive through the student's whole
+    update. `low_memory`: the teacher's whole body in four segments (its
+    backward holds one at a time) and the student's first group.
+    """
+    t_wrn, s_wrn = (group_ends(n) is not None for n in (teacher, student))
+    if low_memory:
+        return (SegmentedCall(teacher, WRN_FINE_ENDS, 4) if t_wrn else None,
+                SegmentedCall(student, WRN_GROUP_ENDS, 1) if s_wrn else None)
+    if recompute_teacher and t_wrn:
+        return SegmentedCall(teacher, WRN_GROUP_ENDS[:1], 1), None
+    return None, None
 
 
 class SegmentedCall:

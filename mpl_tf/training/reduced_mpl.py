@@ -39,7 +39,10 @@ class ReducedMPLModel(MPLModel):
         # T_r takes distributions, not images.
         return {"reduced_teacher": self.teacher, "student": self.student}
 
-    def teacher_losses(self, batch, step):
+    def teacher_losses(self, batch, step, teacher=None):
+        # `teacher` stands in for an image network's call (MPLModel); T_r
+        # is not one, so it is always None here.
+        del teacher
         global_b, global_u = batch_sizes(batch)
         b = tf.shape(batch["l_teacher"])[0]
         logits = self.teacher(
