@@ -8,7 +8,9 @@
 
 All modes are timed in ONE process, interleaved step by step, on a fixed
 synthetic batch (the input pipeline is benchmarked separately), so machine
-noise hits every mode alike. Peak resident memory needs a clean process per
+noise hits every mode alike; with --torch_python the port's step
+(torch_step.py, a child process that steps on request) takes its turn in
+the same rounds. Peak resident memory needs a clean process per
 mode: each mode is re-run alone in a child process (on by default; --no-memory skips
 it) and the child's peak RSS (/proc VmHWM) is reported.
 
@@ -68,8 +70,9 @@ def parse_args(argv=None):
                         "taylor_bf16) to time it under mixed_bfloat16, _kerasbn for Keras's "
                         "unfused batch norm, _kerasact for Keras's leaky ReLU "
                         "backward, _keepinput for batch norm + leaky ReLU "
-                        "keeping their inputs for backprop, _lowmem for --mpl_low_memory, in the same "
-                        "process; `reduced` is Reduced MPL (a reduced teacher "
+                        "keeping their inputs for backprop, _lowmem for --mpl_low_memory, "
+                        "_keepteacher for --nompl_recompute_teacher, in the "
+                        "same process; `reduced` is Reduced MPL (a reduced teacher "
                         "on stored distributions, no teacher network)")
     p.add_argument("--exact_label", default="soft")
     p.add_argument("--jit", action="store_true", help="XLA jit_compile")
@@ -127,6 +130,7 @@ def build_mode(mode, args, source):
     keras_bn, keras_act = "_kerasbn" in mode, "_kerasact" in mode
     keep_input = "_keepinput" in mode  # BN + act without the recompute
     low_memory = "_lowmem" in mode  # --mpl_low_memory (Taylor only)
+    keep_teacher = "_keepteacher" in mode  # --nompl_recompute_teacher
     sized = re.search(r"_b(\d+)", mode)  # "<mode>_b8": batch 8 (--sweep)
     b = int(sized.group(1)) if sized else args.batch
     mode = mode.split("_")[0]
@@ -140,7 +144,7 @@ def build_mode(mode, args, source):
         train_batch_size=b, uda_data=args.mu,
         mpl_student_lr_wait_steps=0, mpl_feedback="exact" if exact else "taylor",
         mpl_label=args.exact_label if exact else "hard", ema_decay=0.995,
-        mpl_low_memory=low_memory,
+        mpl_low_memory=low_memory, mpl_recompute_teacher=not keep_teacher,
         teacher_model_type=args.teacher_model_type,
         # Reduced MPL reads stored distributions; the batch below has them.
         teacher_labels="synthetic" if mode == "reduced" else None,
@@ -173,18 +177,35 @@ def build_mode(mode, args, source):
     return model, step, batch
 
 
-def time_modes(args, modes):
+# Seconds of idle before each timed step, so that the previous step's
+# worker threads (PyTorch's OpenMP ones, TensorFlow's) have stopped spinning
+# and do not compete with it.
+SETTLE_SECONDS = 0.2
+
+
+def time_modes(args, modes, ports=None):
+    """Median-ready step times of each mode, all interleaved step by step in
+    one loop, with the port's steps (`ports`: name -> PortServer) in the
+    same rounds, so the machine's drift hits every row alike."""
     source = synthetic_source(args)
     built = {m: build_mode(m, args, source) for m in modes}
-    times = {m: [] for m in modes}
+    ports = ports or {}
+    times = {m: [] for m in [*modes, *ports]}
     for i in range(args.warmup + args.steps):
         for m in modes:  # interleaved: noise is shared by all modes
             _, step, batch = built[m]
+            if ports:
+                time.sleep(SETTLE_SECONDS)
             t0 = time.perf_counter()
             out = step(batch)
             float(next(iter(out.values())))  # wait for the step to finish
             if i >= args.warmup:
                 times[m].append(time.perf_counter() - t0)
+        for name, port in ports.items():
+            time.sleep(SETTLE_SECONDS)
+            seconds = port.step()
+            if i >= args.warmup:
+                times[name].append(seconds)
     return times, built
 
 
@@ -247,46 +268,76 @@ def child_peaks(args, argv, modes):
             for m in (modes[-1:] if args.quick else modes)}
 
 
-def torch_row(args, mode, batch):
-    """Seconds per step and peak RSS of the port's step (torch_step.py's
-    `mode`: mpl, or the teacher's uda step alone) at `batch`, in a child
-    process."""
-    if not args.model_type.startswith("wrn-28-"):
-        raise SystemExit("--torch_python needs a --model_type=wrn-28-k")
-    cmd = [args.torch_python, os.path.join(REPO, "benchmarks", "torch_step.py"),
-           f"--mode={mode}", f"--batch={batch}", f"--mu={args.mu}",
-           f"--image_size={args.image_size}",
-           f"--width={args.model_type.split('-')[-1]}",
-           f"--steps={args.steps}", f"--warmup={args.warmup}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class PortServer:
+    """The port's step (torch_step.py's `mode`: mpl, or the teacher's uda
+    step alone) at `batch`, in a child process that runs one step per
+    request (its --serve), so its steps interleave with ours."""
+
+    def __init__(self, args, mode, batch):
+        if not args.model_type.startswith("wrn-28-"):
+            raise SystemExit("--torch_python needs a --model_type=wrn-28-k")
+        cmd = [args.torch_python,
+               os.path.join(REPO, "benchmarks", "torch_step.py"), "--serve",
+               f"--mode={mode}", f"--batch={batch}", f"--mu={args.mu}",
+               f"--image_size={args.image_size}",
+               f"--width={args.model_type.split('-')[-1]}"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        if self._line() != "ready":
+            raise RuntimeError(f"{cmd}: did not start")
+
+    def _line(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the port's step (pid {self.proc.pid}) "
+                               f"exited with {self.proc.wait()}")
+        return line.strip()
+
+    def step(self):
+        """Runs one step; its seconds, timed inside the child."""
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        return float(self._line())
+
+    def close(self):
+        """Ends the child; its JSON summary (torch version, peak RSS)."""
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        summary = json.loads(self._line())
+        self.proc.wait()
+        return summary
 
 
 def sweep(args, argv, modes):
     """--sweep: each mode's step (and the port's) at each batch size."""
     batches = [int(b) for b in args.sweep.split(",")]
     runs = {(m, b): f"{m}_b{b}" for m in modes for b in batches}  # build_mode
-    times, _ = time_modes(args, list(runs.values()))
+    ports = {(m, b): PortServer(args, PORT[m], b)
+             for m in modes if args.torch_python and m in PORT
+             for b in batches}
+    times, _ = time_modes(args, list(runs.values()), ports)
+    summaries = {key: port.close() for key, port in ports.items()}
     peaks = child_peaks(args, argv, list(runs.values()))
     # implementation -> (our mode, {B: (median s/step, peak RSS bytes)})
     rows = {f"mpl_tf {m}": (m, {b: (statistics.median(times[runs[m, b]]),
                                     peaks.get(runs[m, b])) for b in batches})
             for m in modes}
     port_of = {}  # our implementation -> the port's
-    for m in modes if args.torch_python else ():
-        if m in PORT:
-            port = {b: torch_row(args, PORT[m], b) for b in batches}
-            name = f"port {m} (PyTorch {port[batches[0]]['torch']})"
-            rows[name] = (m, {b: (statistics.median(r["times"]), r["peak_rss"])
-                              for b, r in port.items()})
+    for m in modes:
+        if (m, batches[0]) in ports:
+            name = f"port {m} (PyTorch {summaries[m, batches[0]]['torch']})"
+            rows[name] = (m, {b: (statistics.median(times[m, b]),
+                                  summaries[m, b]["peak_rss"])
+                              for b in batches})
             port_of[f"mpl_tf {m}"] = name
     size, mu = args.image_size, args.mu
     title = (f"{args.model_type} {size}x{size}, mu={mu}, {args.steps} timed "
              f"steps after {args.warmup} warm-up, jit={args.jit}, "
              f"bf16={args.bf16}, {os.cpu_count()} cores")
     print(f"\nBatch sweep: {title}. mpl_tf's steps are timed interleaved in "
-          "one process, each port row in its own process; peak RSS is a "
-          "clean process's per row (the port's: its timing process). A "
+          "one process, with the port's steps (one process per B, stepping "
+          "on request) in the same rounds; peak RSS is a clean process's "
+          "per row (the port's: its timing process). A "
           "teacher image is one image through the teacher network: a step's "
           f"teacher sees B(1+2mu) = {1 + 2 * mu}B (B labeled, B*mu weak, "
           "B*mu strong).")
@@ -390,15 +441,17 @@ def main(argv=None):
     if args.sweep:
         sweep(args, argv, modes)
         return
-    times, built = time_modes(args, modes)
+    ports = {ours: PortServer(args, port, args.batch)
+             for ours, port in PORT.items()
+             if args.torch_python and ours in modes}
+    times, built = time_modes(args, modes,
+                              {(m, "port"): p for m, p in ports.items()})
+    summaries = {m: port.close() for m, port in ports.items()}
     peaks = child_peaks(args, argv, modes)
-    if args.torch_python:
-        for ours, port in PORT.items():
-            if ours in modes:
-                row = torch_row(args, port, args.batch)
-                name = f"{ours} (port's step, PyTorch {row['torch']})"
-                times[name], peaks[name] = row["times"], row["peak_rss"]
-                modes.append(name)
+    for ours, row in summaries.items():
+        name = f"{ours} (port's step, PyTorch {row['torch']})"
+        times[name], peaks[name] = times.pop((ours, "port")), row["peak_rss"]
+        modes.append(name)
     fwd = forward_flops(next(iter(built.values()))[0].deployed, args.image_size)
     peak_flops = machine_flops(512 if args.quick else 2048)
     b, mu = args.batch, args.mu

@@ -3,9 +3,11 @@ for step_time.py.
 
     python benchmarks/torch_step.py [--batch 16 --mu 7 --steps 10 --warmup 3]
     python benchmarks/torch_step.py --mode=uda     # the teacher's UDA step alone
+    python benchmarks/torch_step.py --serve        # one step per request
 
 It needs PyTorch (`pip install torch`), which mpl_tf does not depend on, so
-step_time.py runs it in a child process (--torch_python) and prints its row
+step_time.py runs it in a child process (--torch_python) that steps on
+request (--serve), its steps interleaved with ours, and prints its row
 beside ours. Prints one JSON line: per-step seconds and the process's peak
 RSS (/proc VmHWM).
 
@@ -56,6 +58,7 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
 
 import torch
@@ -267,18 +270,36 @@ def main():
     p.add_argument("--width", type=int, default=2, help="WRN-28-k")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--serve", action="store_true",
+                   help="step on request, for timing interleaved with "
+                        "another process: print 'ready', then for each "
+                        "'step' line on stdin run one step and print its "
+                        "seconds; 'quit' ends with the JSON line "
+                        "(--steps/--warmup unused)")
     args = p.parse_args()
     step = PortStep(args.width, args.mode)
     size, b, u = args.image_size, args.batch, args.batch * args.mu
     x_l = torch.rand(b, 3, size, size)
     y_l = torch.randint(0, 10, (b,))
     x_uw, x_us = torch.rand(u, 3, size, size), torch.rand(u, 3, size, size)
-    times = []
-    for i in range(args.warmup + args.steps):
+
+    def timed_step():
         t0 = time.perf_counter()
         step(x_l, y_l, x_uw, x_us)
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+    times = []
+    if args.serve:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "step":
+                break
+            print(timed_step(), flush=True)
+    else:
+        for i in range(args.warmup + args.steps):
+            seconds = timed_step()
+            if i >= args.warmup:
+                times.append(seconds)
     params = sum(p.numel() for p in step.teacher.parameters())
     print(json.dumps({"torch": torch.__version__, "mode": args.mode,
                       "threads": torch.get_num_threads(), "params": params,
