@@ -22,10 +22,10 @@ WRN_GROUP_ENDS = ("block4_add", "block8_add", "block12_add")
 WRN_FINE_ENDS = ("block2_add",) + WRN_GROUP_ENDS
 
 
-def group_ends(network):
-    """The WRN group boundaries of `network`, or None for other networks."""
+def is_wrn(network):
+    """Whether `network` has the WRN-28-k block outputs cut at below."""
     names = {layer.name for layer in network.layers}
-    return WRN_GROUP_ENDS if set(WRN_GROUP_ENDS) <= names else None
+    return set(WRN_FINE_ENDS) <= names
 
 
 def mpl_calls(teacher, student, low_memory, recompute_teacher=True):
@@ -38,7 +38,7 @@ def mpl_calls(teacher, student, low_memory, recompute_teacher=True):
     update. `low_memory`: the teacher's whole body in four segments (its
     backward holds one at a time) and the student's first group.
     """
-    t_wrn, s_wrn = (group_ends(n) is not None for n in (teacher, student))
+    t_wrn, s_wrn = is_wrn(teacher), is_wrn(student)
     if low_memory:
         return (SegmentedCall(teacher, WRN_FINE_ENDS, 4) if t_wrn else None,
                 SegmentedCall(student, WRN_GROUP_ENDS, 1) if s_wrn else None)
