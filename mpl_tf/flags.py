@@ -312,7 +312,7 @@ flags.DEFINE_bool(
     "WRN-28-k teacher: keep only the input and output of its first group "
     "of blocks (about half its activations) while the student trains, and "
     "recompute that group in backprop: the same numbers, about 13 % less "
-    "peak memory for about 7 % more step time on a CPU at the reference "
+    "peak memory for about 6-9 % more step time on a CPU at the reference "
     "shape. --nompl_recompute_teacher keeps the activations.")
 flags.DEFINE_string(
     "mpl_feedback_pairing", "paired",
