@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mpl_tf.models import layers
@@ -97,9 +98,9 @@ def test_leaky_relu_backward_reads_the_output_not_the_input():
 class _KerasBatchNormThenLeakyReLU:
     """The reference composition: Keras's batch norm, Keras's leaky ReLU."""
 
-    def __init__(self, bn):
+    def __init__(self, bn, slope=0.2):
         self.bn = bn
-        self.act = keras.layers.LeakyReLU(negative_slope=0.2)
+        self.act = keras.layers.LeakyReLU(negative_slope=slope)
         self.gamma, self.beta = bn.gamma, bn.beta
         self.non_trainable_weights = bn.non_trainable_weights
 
@@ -107,15 +108,18 @@ class _KerasBatchNormThenLeakyReLU:
         return self.act(self.bn(x, training=training))
 
 
-def test_batch_norm_leaky_relu_matches_keras_to_second_order():
+# 1.5: a "leaky" ReLU steeper below zero still keeps the sign, so the
+# backward's inverse must hold for it too.
+@pytest.mark.parametrize("slope", [0.2, 1.5])
+def test_batch_norm_leaky_relu_matches_keras_to_second_order(slope):
     rng = np.random.default_rng(2)
     x = tf.constant(rng.normal(2.0, 3.0, (4, 5, 5, 3)), tf.float32)
-    ours = layers.BatchNormLeakyReLU(negative_slope=0.2, momentum=0.9,
+    ours = layers.BatchNormLeakyReLU(negative_slope=slope, momentum=0.9,
                                      epsilon=1e-3)
     _, theirs = _batch_norms(rng)
     ours.build((None, 5, 5, 3))
     ours.set_weights(theirs.get_weights())
-    reference = _KerasBatchNormThenLeakyReLU(theirs)
+    reference = _KerasBatchNormThenLeakyReLU(theirs, slope)
     for training in (True, False):
         a, b = (_outputs_and_grads(l, x, training) for l in (ours, reference))
         for name, ta, tb in zip(["y", "dx", "dgamma", "dbeta",
@@ -139,8 +143,9 @@ def test_batch_norm_leaky_relu_backward_keeps_only_its_output():
         return tape.gradient(y, [x, layer.gamma, layer.beta])
 
     graph = grad.get_concrete_function(tf.TensorSpec([2, 4, 4, 3])).graph
+    # (The backward's affine map is an inference-mode FusedBatchNormV3.)
     forward = [op for op in graph.get_operations()
-               if op.type == "FusedBatchNormV3"]
+               if op.type == "FusedBatchNormV3" and op.get_attr("is_training")]
     backward = [op for op in graph.get_operations()
                 if op.type == "FusedBatchNormGradV3"]
     assert len(forward) == 1 and len(backward) == 1
