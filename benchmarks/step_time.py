@@ -12,9 +12,7 @@ noise hits every mode alike; with --torch_python the port's step
 (torch_step.py, a child process that steps on request) takes its turn in
 the same rounds. Peak resident memory needs a clean process per
 mode: each mode is re-run alone in a child process (on by default; --no-memory skips
-it) and the child's peak RSS (/proc VmHWM) is reported. Like the command
-line, a child first hands back the library pages that loading TensorFlow
-touched (mpl_tf.memory; a mode ending _keeppages does not).
+it) and the child's peak RSS (/proc VmHWM) is reported.
 
 FLOPs: the network's forward FLOPs per image come from TensorFlow's graph
 profiler (float_operation) on the inference graph; a training pass counts as
@@ -48,7 +46,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mpl_tf import flags as _flags  # noqa: E402,F401  (defines the flags)
-from mpl_tf import memory, params as params_lib, task  # noqa: E402
+from mpl_tf import params as params_lib, task  # noqa: E402
 from mpl_tf.data.source import Source, Split  # noqa: E402
 from mpl_tf.models import layers  # noqa: E402
 
@@ -73,8 +71,7 @@ def parse_args(argv=None):
                         "unfused batch norm, _kerasact for Keras's leaky ReLU "
                         "backward, _keepinput for batch norm + leaky ReLU "
                         "keeping their inputs for backprop, _lowmem for --mpl_low_memory, "
-                        "_keepteacher for --nompl_recompute_teacher, "
-                        "_keeppages for --norelease_library_pages, in the "
+                        "_keepteacher for --nompl_recompute_teacher, in the "
                         "same process; `reduced` is Reduced MPL (a reduced teacher "
                         "on stored distributions, no teacher network)")
     p.add_argument("--exact_label", default="soft")
@@ -438,10 +435,6 @@ def main(argv=None):
     args = parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     if args.child:
-        # As the command line does (--release_library_pages), unless the
-        # mode says _keeppages.
-        if "_keeppages" not in args.child:
-            memory.release_library_pages()
         time_modes(args, modes)
         print(json.dumps({"peak_rss": peak_rss_bytes()}))
         return

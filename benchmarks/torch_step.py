@@ -58,7 +58,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import sys
 import time
 
@@ -277,17 +276,7 @@ def main():
                         "'step' line on stdin run one step and print its "
                         "seconds; 'quit' ends with the JSON line "
                         "(--steps/--warmup unused)")
-    p.add_argument("--page_out", action="store_true",
-                   help="not the port's: page out PyTorch's library pages "
-                        "after import, as mpl_tf's command line does "
-                        "TensorFlow's (mpl_tf/memory.py), to see what the "
-                        "same trick would give the port")
     args = p.parse_args()
-    if args.page_out:
-        sys.path.insert(0, os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
-        from mpl_tf import memory  # pylint: disable=import-outside-toplevel
-        memory.page_out_read_only_file_mappings()
     step = PortStep(args.width, args.mode)
     size, b, u = args.image_size, args.batch, args.batch * args.mu
     x_l = torch.rand(b, 3, size, size)

@@ -110,13 +110,6 @@ flags.DEFINE_enum(
     "strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
     "tf.distribute strategy. auto: TPU if --use_tpu, all local GPUs if more "
     "than one, else the default strategy.")
-flags.DEFINE_boolean(
-    "release_library_pages", True,
-    "Before training, hand back to the kernel the pages of TensorFlow's "
-    "shared libraries that loading them touched (~0.3 GB resident that a "
-    "run never reads again; any page read later comes back from the page "
-    "cache). Linux only (madvise MADV_PAGEOUT, kernel 5.4+); elsewhere it "
-    "does nothing.")
 flags.DEFINE_integer(
     "num_cpu_replicas", 1,
     "Split the CPU into this many logical devices (to exercise multi-replica "

@@ -21,7 +21,7 @@ import sys
 from absl import app
 from absl import logging
 
-from mpl_tf import console, memory
+from mpl_tf import console
 from mpl_tf import flags as mpl_flags
 from mpl_tf.errors import ConfigError
 
@@ -330,8 +330,6 @@ def main(argv):
     from mpl_tf.training.loop import NonFiniteError
     from mpl_tf.training.preemption import Preempted
     # pylint: enable=import-outside-toplevel
-    if mpl_flags.FLAGS.release_library_pages:
-        memory.release_library_pages()
     try:
         run(params_lib.from_flags())
     except ConfigError as err:
