@@ -56,8 +56,8 @@ def central_differences(objective, phi, eps=1e-6):
     return out
 
 
-def batch(rng, b=4, mu=2):
-    images = lambda n: rng.uniform(0, 255, (n, SIZE, SIZE, 3)).astype(
+def batch(rng, b=4, mu=2, size=SIZE):
+    images = lambda n: rng.uniform(0, 255, (n, size, size, 3)).astype(
         np.float32)
     return {"l_images": images(b),
             "l_labels": rng.integers(0, 10, b).astype(np.int32),

@@ -11,6 +11,8 @@ from mpl_tf.training.base import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 
+import step_fixtures
+
 
 def _trainer(low_memory, label, view="strong", model_type="cnn-tiny",
              size=12, recompute_teacher=True, feedback="taylor"):
@@ -42,9 +44,7 @@ def _state(trainer):
                                         ("sample", "strong"), ("hard", "weak")])
 def test_low_memory_step_equals_the_default_step(label, view):
     rng = np.random.default_rng(0)
-    img = lambda n: rng.uniform(0, 255, (n, 12, 12, 3)).astype(np.float32)
-    batches = [{"l_images": img(4), "l_labels": rng.integers(0, 10, 4, np.int32),
-                "u_weak": img(12), "u_strong": img(12)} for _ in range(3)]
+    batches = [step_fixtures.batch(rng, b=4, mu=3, size=12) for _ in range(3)]
     default, low = _trainer(False, label, view), _trainer(True, label, view)
     start = _state(default)
     for batch in batches:
@@ -70,9 +70,7 @@ def test_wrn_recomputing_steps_equal_the_plain_step():
     backprop and --mpl_low_memory more (training/recompute.py), instead of
     holding those activations: the same bits as holding them all."""
     rng = np.random.default_rng(1)
-    img = lambda n: rng.uniform(0, 255, (n, 8, 8, 3)).astype(np.float32)
-    batches = [{"l_images": img(2), "l_labels": rng.integers(0, 10, 2, np.int32),
-                "u_weak": img(4), "u_strong": img(4)} for _ in range(2)]
+    batches = [step_fixtures.batch(rng, b=2, mu=2, size=8) for _ in range(2)]
     wrn = {"model_type": "wrn-28-2", "size": 8}
     plain = _trainer(False, "hard", recompute_teacher=False, **wrn)
     trainers = [plain, _trainer(False, "hard", **wrn),
@@ -96,10 +94,7 @@ def test_wrn_recomputing_steps_equal_the_plain_step():
 def test_wrn_exact_step_recomputes_the_same_bits():
     """The exact meta-gradient differentiates through the recomputed
     teacher group too (second order in the student, first in the teacher)."""
-    rng = np.random.default_rng(2)
-    img = lambda n: rng.uniform(0, 255, (n, 8, 8, 3)).astype(np.float32)
-    batch = {"l_images": img(2), "l_labels": rng.integers(0, 10, 2, np.int32),
-             "u_weak": img(4), "u_strong": img(4)}
+    batch = step_fixtures.batch(np.random.default_rng(2), b=2, mu=2, size=8)
     plain, recomputing = (
         _trainer(False, "soft", model_type="wrn-28-2", size=8,
                  recompute_teacher=r, feedback="exact") for r in (False, True))
