@@ -1,8 +1,10 @@
 """Keras callbacks for `fit` on mpl_tf's models (mpl_tf.MetaPseudoLabels,
 UDA, Supervised)."""
 
-from absl import logging
 import keras
+
+from mpl_tf import console
+from mpl_tf.training import nonfinite
 
 # The default of --max_nonfinite_steps (tests/test_keras_api.py checks it).
 DEFAULT_MAX_NONFINITE_STEPS = 10
@@ -10,13 +12,15 @@ DEFAULT_MAX_NONFINITE_STEPS = 10
 
 class StopAfterNonFiniteSteps(keras.callbacks.Callback):
     """Stops `fit` once more than `max_steps` steps in a row were skipped
-    because a loss, gradient or the feedback was not finite: the CLI's
-    --max_nonfinite_steps. (A skipped step changes no weight, so the model
-    holds the weights of the last good step.)
+    because a loss, gradient, the feedback or the updated weights were not
+    finite: the CLI's --max_nonfinite_steps, with its message. A skipped
+    step changes no weight, so the model holds the last good step's
+    weights. At each epoch's end it reports, in one line, how many of the
+    epoch's steps were skipped and why (`nonfinite/cause`).
 
     `keras.callbacks.TerminateOnNaN` stops at the first skipped step; this
-    one tolerates a few, as the reference's long runs need. The count is
-    read after each execution of `steps_per_execution` steps.
+    one tolerates a few, as long runs need. The counts are read after each
+    execution of `steps_per_execution` steps.
     """
 
     def __init__(self, max_steps=DEFAULT_MAX_NONFINITE_STEPS):
@@ -25,15 +29,26 @@ class StopAfterNonFiniteSteps(keras.callbacks.Callback):
             raise ValueError(f"max_steps={max_steps}: must be >= 0")
         self.max_steps = max_steps
         self.stopped_at = None
+        self.message = None
+        self._cause = 0  # the causes of this epoch's skipped steps
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._cause = 0
 
     def on_train_batch_end(self, batch, logs=None):
+        self._cause |= int((logs or {}).get(nonfinite.CAUSE, 0))
         in_a_row = int(self.model.nonfinite_in_a_row.numpy())
-        if in_a_row > self.max_steps:
+        if in_a_row > self.max_steps and self.stopped_at is None:
             self.stopped_at = int(self.model.global_step.numpy())
-            logging.warning(
-                "step %d: %d steps in a row had a non-finite loss, gradient "
-                "or feedback (more than max_steps=%d), so training stopped; "
-                "the weights are the last good step's. Lower the learning "
-                "rates or set grad_bound.", self.stopped_at, in_a_row,
-                self.max_steps)
+            self.message = nonfinite.stop_message(
+                self.stopped_at, in_a_row, f"max_steps={self.max_steps}",
+                self._cause, "lower the learning rates, or set grad_bound")
+            console.warn(self.message)
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = int((logs or {}).get(nonfinite.WINDOW_SKIPPED, 0))
+        report = nonfinite.window_report(skipped, self.params.get("steps"),
+                                         self._cause)
+        if report and self.stopped_at is None:
+            console.warn(report)

@@ -20,7 +20,9 @@ colour codes. (Keras' own non-terminal detection does not work on Linux:
 it counts `posix` in sys.modules as a dynamic display.)
 """
 
+import contextlib
 import importlib
+import logging
 import os
 import re
 import sys
@@ -48,17 +50,21 @@ def cpp_min_log_level(verbosity):
 def configure_logging(flag_values):
     """Apply the console defaults after the flags are parsed, then import
     TensorFlow. `flag_values`: absl's FLAGS."""
-    from absl import logging  # pylint: disable=import-outside-toplevel
+    from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
 
+    handler = absl_logging.get_absl_handler()
+    current = getattr(handler, "python_handler", handler).formatter
+    if not isinstance(current, PlainWarnings):
+        handler.setFormatter(PlainWarnings(current or logging.Formatter()))
     if flag_values["verbosity"].present > 0:
         if mpl_tf.USER_TF_CPP_MIN_LOG_LEVEL is None:
             if "tensorflow" in sys.modules:
-                logging.warning("--verbosity cannot change TensorFlow's C++ "
+                absl_logging.warning("--verbosity cannot change TensorFlow's C++ "
                                 "log level: TensorFlow is already imported")
             os.environ[CPP_LEVEL] = str(
                 cpp_min_log_level(flag_values.verbosity))
     else:
-        logging.set_verbosity(logging.WARNING)
+        absl_logging.set_verbosity(absl_logging.WARNING)
     import_tensorflow()
 
 
@@ -81,23 +87,17 @@ def below_level(line, level):
     return SEVERITIES.index(match.group(1) or match.group(2)) < level
 
 
-def import_tensorflow():
-    """`import tensorflow`, honouring TF_CPP_MIN_LOG_LEVEL for what its
-    libraries log while they load, before TensorFlow's logging reads the
-    variable (TF 2.19+ prints `cudart_stub.cc`, oneDNN notices and absl's
-    banner regardless; tensorflow/tensorflow issue 100442). Standard error
-    is held in a file during the import, then written out without those
-    lines. Level 0 (or TensorFlow already loaded): a plain import."""
-    level = min_log_level()
-    if level == 0 or "tensorflow" in sys.modules:
-        importlib.import_module("tensorflow")
-        return
+@contextlib.contextmanager
+def native_stderr_filtered(drop):
+    """Hold what C and C++ libraries write to standard error (file
+    descriptor 2) inside the block, then write it out without the lines
+    for which `drop(line)` is true."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
-            importlib.import_module("tensorflow")
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -105,10 +105,56 @@ def import_tensorflow():
             held.seek(0)
             text = held.read().decode("utf-8", errors="replace")
             kept = [line for line in text.splitlines(keepends=True)
-                    if not below_level(line, level)]
+                    if not drop(line)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+def import_tensorflow():
+    """`import tensorflow`, honouring TF_CPP_MIN_LOG_LEVEL for what its
+    libraries log while they load, before TensorFlow's logging reads the
+    variable (TF 2.19+ prints `cudart_stub.cc`, oneDNN notices and absl's
+    banner regardless; tensorflow/tensorflow issue 100442). Level 0 (or
+    TensorFlow already loaded): a plain import."""
+    level = min_log_level()
+    if level == 0 or "tensorflow" in sys.modules:
+        importlib.import_module("tensorflow")
+        return
+    with native_stderr_filtered(lambda line: below_level(line, level)):
+        importlib.import_module("tensorflow")
+
+
+# What the image decoders' libraries print about a damaged file (libjpeg:
+# "Corrupt JPEG data: ...", "Improper call to JPEG library in state 201",
+# "Premature end of JPEG file"; libpng: "libpng error: ..."); mpl_tf names
+# the files that cannot be decoded itself.
+DECODER_NOISE = re.compile(r"^(?:.*\bJPEG\b|libpng |.*\bGIF\b)")
+
+
+def decoder_noise(line):
+    return bool(DECODER_NOISE.match(line))
+
+
+class PlainWarnings(logging.Formatter):
+    """absl's log format for information, one plain line for warnings and
+    errors: `mpl_tf: warning: ...` instead of absl's
+    `W1206 00:32:21.569651 140362476219264 folder.py:132] ...`."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record):
+        if record.levelno >= logging.WARNING:
+            return f"mpl_tf: {record.levelname.lower()}: {record.getMessage()}"
+        return self.inner.format(record)
+
+
+def warn(text):
+    """A warning a person reads: one plain line on standard error."""
+    sys.stdout.flush()
+    print(f"mpl_tf: warning: {text}", file=sys.stderr, flush=True)
 
 
 def _eta(seconds):

@@ -43,7 +43,9 @@ def export(network, export_dir):
     """Write SavedModel + .keras under export_dir; returns the SavedModel path.
 
     Everything is written to a temporary directory first, so a failure
-    leaves any earlier export untouched.
+    (or a kill) leaves any earlier export untouched (a kill between the
+    two final renames leaves it as `<export_dir>.old`, which the next
+    export cleans up).
     """
     size, channels = network.input_shape[1], network.input_shape[3]
     os.makedirs(os.path.dirname(os.path.abspath(export_dir)), exist_ok=True)

@@ -250,8 +250,9 @@ flags.DEFINE_integer("keep_checkpoint_max", 5,
                      "Checkpoints kept in output_dir.")
 flags.DEFINE_integer(
     "max_nonfinite_steps", 10,
-    "A step whose global gradient norm is NaN/Inf applies no update; more "
-    "than this many such steps in a row stop the run.")
+    "A step whose losses, gradient norms, feedback or updated weights are "
+    "NaN/Inf changes nothing (and is reported); more than this many such "
+    "steps in a row save the last good state and stop the run.")
 flags.DEFINE_boolean(
     "deterministic", False,
     "Op determinism and a data order that is a function of (seed, step): "

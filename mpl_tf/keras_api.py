@@ -20,13 +20,14 @@ replica's value on a TPU -- leaves as they are), plus `loss`.
 import inspect
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mpl_tf.data import fit_input
 from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.training import ema as ema_lib
+from mpl_tf.training import nonfinite
 from mpl_tf.training.base import StepConfig
-from mpl_tf.training.loop import WindowStats
 from mpl_tf.training.mpl import FEEDBACK_PAIRINGS, MPLModel
 from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
 from mpl_tf.training.reduced_mpl import ReducedMPLModel
@@ -161,11 +162,14 @@ class _KerasTrainer:
         self._eval_loss = keras.metrics.Mean(name="loss")
         self._eval_accuracy = keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
-        # The CLI's window statistics (loop.WindowStats) over each epoch:
-        # the mean of a scalar and of its square since the epoch began.
+        # The CLI's window statistics (nonfinite.WindowStats) over each
+        # epoch: the mean of a scalar and of its square over the epoch's
+        # good steps, and the count of skipped steps.
         self._windows = {name: (keras.metrics.Mean(name=f"{name}_sum"),
                                 keras.metrics.Mean(name=f"{name}_squares"))
-                         for name in WindowStats.NAMES}
+                         for name in nonfinite.WINDOW_NAMES}
+        self._window_skipped = keras.metrics.Sum(
+            name=nonfinite.WINDOW_SKIPPED)
         self._step_args = dict(step_args)
         self._compile_args = {}
         self.built = True
@@ -179,26 +183,35 @@ class _KerasTrainer:
     def metrics(self):
         """Reset by Keras at each epoch's start (and each evaluate's)."""
         windows = [m for pair in self._windows.values() for m in pair]
-        return [self._eval_loss, self._eval_accuracy, *windows]
+        return [self._eval_loss, self._eval_accuracy, *windows,
+                self._window_skipped]
 
     def train_step(self, data):
         """The CLI's train step, plus `loss` (see `fit_loss`): NaN when the
-        step was skipped because a loss, gradient or the feedback was not
-        finite, so that keras.callbacks.TerminateOnNaN sees every skip."""
-        skipped_before = tf.identity(self.nonfinite_steps)
+        step was skipped because a check was not finite, so that
+        keras.callbacks.TerminateOnNaN sees every skip. The window
+        statistics leave skipped steps and non-finite values out."""
         logs = super().train_step(data)
-        skipped = logs["nonfinite/skipped_steps"] > skipped_before
+        skipped = logs[nonfinite.CAUSE] > 0
         loss = self.fit_loss(logs)
         logs["loss"] = tf.where(skipped, tf.constant(float("nan"), loss.dtype),
                                 loss)
+        self._window_skipped.update_state(tf.cast(skipped, tf.float32))
+        logs[nonfinite.WINDOW_SKIPPED] = self._window_skipped.result()
         for name, (values, squares) in self._windows.items():
-            if name in logs:
-                values.update_state(logs[name])
-                squares.update_state(tf.square(logs[name]))
-                mean = values.result()
-                logs[f"{name}_window_mean"] = mean
-                logs[f"{name}_window_std"] = tf.sqrt(
-                    tf.maximum(squares.result() - tf.square(mean), 0.0))
+            if name not in logs:
+                continue
+            value = logs[name]
+            good = tf.logical_and(tf.logical_not(skipped),
+                                  tf.math.is_finite(value))
+            value = tf.where(good, value, tf.zeros_like(value))
+            weight = tf.cast(good, value.dtype)
+            values.update_state(value, sample_weight=weight)
+            squares.update_state(tf.square(value), sample_weight=weight)
+            mean = values.result()
+            logs[f"{name}_window_mean"] = mean
+            logs[f"{name}_window_std"] = tf.sqrt(
+                tf.maximum(squares.result() - tf.square(mean), 0.0))
         return logs
 
     def test_step(self, data):
@@ -222,6 +235,8 @@ class _KerasTrainer:
         arguments = dict(bound.arguments)
         arguments.pop("self")
         arguments.setdefault("shuffle", False)
+        self._check_labels(getattr(arguments.get("x"), fit_input.LABELS_ATTR,
+                                   None))
         start = getattr(arguments.get("x"), fit_input.START_STEP_ATTR, None)
         callbacks = arguments.get("callbacks")
         if start is not None and not isinstance(
@@ -229,6 +244,20 @@ class _KerasTrainer:
             arguments["callbacks"] = [*(callbacks or []),
                                       _StartDataAtModelStep(start)]
         return super().fit(**arguments)
+
+    def _check_labels(self, labels):
+        """Refuse, before training, labels the deployed network has no
+        output for (its loss would silently be 0 for them)."""
+        classes = self.deployed.output_shape[-1]
+        if labels is None or not classes:
+            return
+        outside = np.flatnonzero((labels < 0) | (labels >= classes))
+        if len(outside):
+            i = int(outside[0])
+            raise ValueError(
+                f"labeled_labels[{i}] = {labels[i]} is not one of the "
+                f"{classes} classes of {self.deployed.name!r} (0 to "
+                f"{classes - 1}); {len(outside)} labels are outside them")
 
     # -- compile -------------------------------------------------------------
     def _compile(self, optimizers, steps_per_execution, jit_compile,

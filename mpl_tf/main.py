@@ -23,12 +23,13 @@ from absl import logging
 
 from mpl_tf import console
 from mpl_tf import flags as mpl_flags
-from mpl_tf.errors import ConfigError
+from mpl_tf.errors import ConfigError, StorageError
 
 # Nothing above imports TensorFlow: `main` sets the console's log levels
 # from the parsed flags first (mpl_tf/console.py).
 
 HPARAMS_FILE = "hparams.json"
+SPLITS_FILE = "splits.json"
 FINETUNE_SUBDIR = "finetune"
 
 
@@ -52,7 +53,8 @@ def _run_defining_values(params, source):
 
 
 def check_output_dir(params, source):
-    """Refuse an output_dir written by a run with other model/data flags."""
+    """Refuse an output_dir written by a run with other model/data flags,
+    or (to train on) with other training images."""
     if params.task_mode == "train" and params.reset_output_dir:
         return
     old = _read_hparams(params.output_dir)
@@ -67,6 +69,37 @@ def check_output_dir(params, source):
             f"--output_dir={params.output_dir} holds a run with other "
             f"settings: {', '.join(diff)}. Use another --output_dir, give "
             "the same values, or add --reset_output_dir to delete it")
+    if params.task_mode in ("train", "finetune"):
+        _check_same_split(params.output_dir, source)
+
+
+def _check_same_split(output_dir, source):
+    """The images a run trained on must not change under it: a file of an
+    image folder that became unreadable (and is skipped) or was added would
+    move which images are labeled."""
+    path = os.path.join(output_dir, SPLITS_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        recorded = json.load(f)
+    now = json.loads(json.dumps(source.split_indices))
+    if recorded == now:
+        return
+    changed = sorted(k for k in set(recorded) | set(now)
+                     if recorded.get(k) != now.get(k))
+    detail = ""
+    gone = set(recorded.get("train_files", [])) - set(now.get("train_files",
+                                                             []))
+    new = set(now.get("train_files", [])) - set(recorded.get("train_files",
+                                                             []))
+    if gone or new:
+        detail = (f" ({len(gone)} training files missing or unreadable, "
+                  f"{len(new)} new; e.g. {sorted(gone or new)[0]})")
+    raise ConfigError(
+        f"--output_dir={output_dir} was trained on other images: "
+        f"{', '.join(changed)} differ from its {SPLITS_FILE}{detail}. "
+        "Restore the data, or train in another --output_dir (or add "
+        "--reset_output_dir to start again)")
 
 
 def _check_writable(directory):
@@ -94,7 +127,7 @@ def prepare_output_dir(params, source, strategy):
     # The data's own values, so a resumed run compares like with like.
     record["flags"].update(_run_defining_values(params, source))
     _write_json(os.path.join(out, HPARAMS_FILE), record)
-    _write_json(os.path.join(out, "splits.json"), source.split_indices)
+    _write_json(os.path.join(out, SPLITS_FILE), source.split_indices)
 
 
 def _write_json(path, obj):
@@ -170,7 +203,7 @@ class Run:
 
     def finetune_loop(self, start_network):
         from mpl_tf import task  # pylint: disable=import-outside-toplevel
-        from mpl_tf.training.loop import Loop  # pylint: disable=import-outside-toplevel
+        from mpl_tf.training.loop import REMEDIES, Loop  # pylint: disable=import-outside-toplevel
 
         p = self.params
         model = task.build_finetuner(p, self.source, self.strategy,
@@ -178,7 +211,8 @@ class Run:
         return Loop(p, self.strategy, model, task.finetune_input(p, self.source),
                     self.source,
                     directory=os.path.join(p.output_dir, FINETUNE_SUBDIR),
-                    total_steps=p.finetune_steps)
+                    total_steps=p.finetune_steps,
+                    remedy=REMEDIES["finetune"])
 
     def restore_main(self):
         loop = self.main_loop(load_checkpoint=self.params.load_checkpoint)
@@ -201,6 +235,8 @@ def _finetune(run, start_loop):
 
 
 def _export(run, loop):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     from mpl_tf import export  # pylint: disable=import-outside-toplevel
 
     target = _export_dir(run.params)
@@ -212,7 +248,13 @@ def _export(run, loop):
     print(f"exporting the deployed network to {target} (SavedModel and "
           ".keras; this traces the serving function and can take a minute)",
           flush=True)
-    path = export.export(loop.model.eval_network, target)
+    try:
+        path = export.export(loop.model.eval_network, target)
+    except (OSError, tf.errors.OpError) as err:
+        raise StorageError(
+            f"cannot write the export to {target} ({err}); an earlier "
+            "export there is intact. Free space and rerun with "
+            "--task_mode=export") from err
     print(f"exported SavedModel: {path}")
     return path
 
@@ -338,6 +380,9 @@ def main(argv):
     except NonFiniteError as err:
         print(f"mpl_tf: stopped: {err}", file=sys.stderr)
         sys.exit(3)
+    except StorageError as err:
+        print(f"mpl_tf: error: {err}", file=sys.stderr)
+        sys.exit(4)
     except Preempted as err:
         print(f"mpl_tf: preempted: {err}", file=sys.stderr)
         sys.exit(143)

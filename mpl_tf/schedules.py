@@ -64,7 +64,8 @@ def uda_weight(step, weight, ramp_steps, dtype=tf.float32):
                                step / max(ramp_steps, 1))
 
 
-def ema_decay(step, decay):
-    """min(decay, (t + 1) / (t + 10)): a short average early in training."""
-    step = tf.cast(step, tf.float32)
-    return tf.minimum(decay, (step + 1.0) / (step + 10.0))
+def ema_decay(step, decay, dtype=tf.float32):
+    """min(decay, (t + 1) / (t + 10)): a short average early in training,
+    in `dtype` (the averaged weights')."""
+    step = tf.cast(step, dtype)
+    return tf.minimum(tf.constant(decay, dtype), (step + 1.0) / (step + 10.0))

@@ -64,10 +64,12 @@ def batch(rng, b=4, mu=2, size=SIZE):
             "u_weak": images(mu * b), "u_strong": images(mu * b)}
 
 
-def trainer(mode, student_wait=0, dropout=0.5, pairing="paired", seed=0):
+def trainer(mode, student_wait=0, dropout=0.5, pairing="paired", seed=0,
+            teacher_lr=None):
     """cnn-tiny networks (batch norm, dropout) and an EMA, for `mode`.
 
-    The student's learning rate is 0 for `student_wait` steps."""
+    The student's learning rate is 0 for `student_wait` steps; the teacher's
+    (the only network's, outside MPL) is `teacher_lr` if given, constant."""
     mcfg = registry.ModelConfig("cnn-tiny", 10, SIZE,
                                 dense_dropout_rate=dropout)
     cfg = StepConfig(label_smoothing=0.1, weight_decay=5e-4, grad_bound=5.0,
@@ -77,7 +79,8 @@ def trainer(mode, student_wait=0, dropout=0.5, pairing="paired", seed=0):
     keras.utils.set_random_seed(seed)
     net = lambda name: registry.build(mcfg, name)
     opt = lambda name, wait=0: make_optimizer(
-        WarmupDecay(0.1, 100, warmup_steps=2, wait_steps=wait), "momentum",
+        WarmupDecay(0.1, 100, warmup_steps=2, wait_steps=wait)
+        if teacher_lr is None or name == "s" else teacher_lr, "momentum",
         name)
     if mode == "supervised":
         model = SupervisedModel(cfg, net("model"), opt("o"),

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import step_fixtures as fx
 from mpl_tf import main
-from mpl_tf.training.loop import WindowStats
+from mpl_tf.training.nonfinite import WindowStats
 from mpl_tf.training.uda import teacher_images
 
 
@@ -73,8 +73,10 @@ def test_window_stats():
         window.add({"mpl/feedback": tf.constant(h), "other": tf.constant(9.)})
     out = window.summary()
     assert out == {"mpl/feedback_window_mean": 3.0,
-                   "mpl/feedback_window_std": math.sqrt(14 / 3)}
-    assert window.summary() == {}  # the next window starts empty
+                   "mpl/feedback_window_std": math.sqrt(14 / 3),
+                   "nonfinite/window_skipped_steps": 0.0}
+    # the next window starts empty
+    assert window.summary() == {"nonfinite/window_skipped_steps": 0.0}
 
 
 def test_eval_history_has_the_teacher_and_the_training_diagnostics(

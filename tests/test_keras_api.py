@@ -34,7 +34,7 @@ CLI_NAMES = ("cross_entropy/student_on_u", "cross_entropy/student_on_l",
              "mpl/labeled_loss_after", "mpl/teacher_student_agreement",
              "mpl/pseudo_label_accuracy", "uda/teacher_accuracy_on_u",
              "grad_norm/teacher", "grad_norm/student",
-             "nonfinite/skipped_steps")
+             "nonfinite/skipped_steps", "nonfinite/cause")
 
 
 def _env():
@@ -150,7 +150,7 @@ def test_fit_on_digits_learns(source):
                       verbose=0)
     assert set(history.history) == {
         *CLI_NAMES, "mpl/feedback_window_mean", "mpl/feedback_window_std",
-        "loss", "val_loss", "val_accuracy"}
+        "nonfinite/window_skipped_steps", "loss", "val_loss", "val_accuracy"}
     result = mpl.evaluate(source.test.images, source.test.labels,
                           return_dict=True, verbose=0)
     assert result["accuracy"] >= 0.5, result
@@ -430,7 +430,9 @@ def test_uda_and_supervised_fit(source, cls):
               "uda/u_ratio", "uda/weight", "lr/teacher", "grad_norm/teacher",
               "uda/teacher_accuracy_on_u"} if cls == "UDA" else
              {"cross_entropy/model_on_l", "lr/model", "grad_norm/model"})
-    assert set(history.history) == names | {"loss", "nonfinite/skipped_steps"}
+    assert set(history.history) == names | {
+        "loss", "nonfinite/skipped_steps", "nonfinite/cause",
+        "nonfinite/window_skipped_steps"}
     assert int(model.global_step.numpy()) == 4
     result = model.evaluate(source.test.images, source.test.labels,
                             return_dict=True, verbose=0)

@@ -99,7 +99,7 @@ def test_corrupted_newest_checkpoint_falls_back(tiny_params, caplog):
                                   task_mode="eval"))
     assert result["checkpoint"].endswith("ckpt-3")
     assert result["step"] == 3
-    assert "Cannot read checkpoint" in caplog.text
+    assert "cannot read checkpoint" in caplog.text
 
 
 def test_finetune_and_eval_select_by_validation(tiny_params):
@@ -153,21 +153,32 @@ class _NaNAfter:
 
 def test_nan_steps_are_skipped_counted_and_stop_the_run(tiny_params,
                                                         monkeypatch):
+    """Steps 4 and 5 are skipped; more than 1 in a row stops the run at
+    step 5 with the last good state saved (finite, its count of skipped
+    steps in a row back at 0), from which a clean rerun resumes."""
     from mpl_tf import task
 
     original = task.train_input
     monkeypatch.setattr(task, "train_input",
                         lambda *args: _NaNAfter(original(*args), start=4))
     # Loops of 3 steps (--log_every=3); the stop comes mid-loop, at step 5.
+    params = dict(dataset_name="digits_30_uda", num_train_steps=9,
+                  save_every=3, max_nonfinite_steps=1)
     with pytest.raises(NonFiniteError, match="^step 5: 2 steps in a row .*"
-                       "max_nonfinite_steps=1"):
-        main.run(tiny_params(dataset_name="digits_30_uda", num_train_steps=9,
-                             save_every=3, max_nonfinite_steps=1))
+                       "non-finite teacher loss.*max_nonfinite_steps=1.*"
+                       "Lower --lr.*ckpt-5"):
+        main.run(tiny_params(**params))
     ckpt_dir = os.path.join(tiny_params().output_dir, "checkpoints")
     newest = tf.train.latest_checkpoint(ckpt_dir)
-    assert newest.endswith("ckpt-3"), newest
+    assert newest.endswith("ckpt-5"), newest
     reader = tf.train.load_checkpoint(newest)
     for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)
         if np.issubdtype(np.asarray(value).dtype, np.floating):
             assert np.all(np.isfinite(value)), name
+        if name.startswith("nonfinite_in_a_row"):
+            assert value == 0
+    monkeypatch.setattr(task, "train_input", original)
+    result = main.run(tiny_params(**params))
+    assert result["start_step"] == 5
+    assert int(result["trainer"].nonfinite_steps.numpy()) == 2

@@ -47,6 +47,18 @@ def partitioned_source(name, images, labels, num_classes, test_size, test_seed,
         **augment)
 
 
+def _check_finite(images, what):
+    """Refuse NaN or infinite pixels, naming the first image that has one."""
+    if not np.issubdtype(images.dtype, np.floating):
+        return
+    bad = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1)
+                         .all(axis=1))
+    if len(bad):
+        raise ValueError(
+            f"{what}[{int(bad[0])}] has NaN or infinite pixels ({len(bad)} "
+            "images have); fix or drop them before training")
+
+
 def arrays_source(labeled_images, labeled_labels, unlabeled_images=None,
                   unlabeled_labels=None, num_classes=None, name="arrays",
                   hflip=True, fill=128.0, cutout_fraction=0.5):
@@ -72,7 +84,16 @@ def arrays_source(labeled_images, labeled_labels, unlabeled_images=None,
         u_labels = (None if unlabeled_labels is None else
                     np.asarray(unlabeled_labels).reshape(-1).astype(np.int32))
         unlabeled = Split(u_images, u_labels)
+    _check_finite(l_images, "labeled_images")
+    if unlabeled_images is not None:
+        _check_finite(unlabeled.images, "unlabeled_images")
     classes = num_classes or int(l_labels.max()) + 1
+    outside = np.flatnonzero((l_labels < 0) | (l_labels >= classes))
+    if len(outside):
+        i = int(outside[0])
+        raise ValueError(
+            f"labeled_labels[{i}] = {l_labels[i]} is not a class (0 to "
+            f"{classes - 1}); {len(outside)} labels are outside the classes")
     return Source(name=name, num_classes=classes,
                   image_size=l_images.shape[1], channels=l_images.shape[-1],
                   mean=(0.0,) * l_images.shape[-1],

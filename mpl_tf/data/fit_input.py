@@ -25,6 +25,9 @@ from mpl_tf.data.source import Split, StreamedSplit
 
 # The attribute of a dataset from this module holding its start-step variable.
 START_STEP_ATTR = "_mpl_tf_start_step"
+# ... and the labeled images' labels (checked against the networks' classes
+# before `fit` trains).
+LABELS_ATTR = "_mpl_tf_labels"
 
 # The flags' defaults (tests/test_keras_api.py checks they stay equal).
 DEFAULT_BATCH_SIZE = 128
@@ -111,6 +114,7 @@ def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,
                         name="data_start_step")
     dataset = train_input.dataset(start_step=start)
     setattr(dataset, START_STEP_ATTR, start)
+    setattr(dataset, LABELS_ATTR, np.asarray(source.labeled.labels))
     return dataset
 
 

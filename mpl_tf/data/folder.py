@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf import console
 from mpl_tf.data import splits
 from mpl_tf.data.source import Source, Split, channel_stats
 from mpl_tf.errors import ConfigError
@@ -112,11 +113,14 @@ def decode(root, paths, size, what=None):
     bar = (keras.utils.Progbar(len(paths), unit_name="file")
            if what and len(paths) >= _PROGRESS_FROM else None)
     good, images = [], []
-    for idx, batch in ds.as_numpy_iterator():
-        good.append(idx)
-        images.append(batch)
-        if bar is not None:
-            bar.update(int(idx[-1]) + 1)
+    # The decoders' own messages about damaged files are dropped: the files
+    # that cannot be decoded are named below, in one line.
+    with console.native_stderr_filtered(console.decoder_noise):
+        for idx, batch in ds.as_numpy_iterator():
+            good.append(idx)
+            images.append(batch)
+            if bar is not None:
+                bar.update(int(idx[-1]) + 1)
     good = np.concatenate(good) if good else np.zeros([0], np.int64)
     images = (np.concatenate(images) if images
               else np.zeros([0, size, size, 3], np.uint8))
@@ -137,6 +141,18 @@ def _report_bad(bad, skip):
     raise ConfigError(
         f"{len(bad)} image files cannot be decoded: {shown}{more}; fix or "
         "remove them, or pass --skip_bad_images to skip them")
+
+
+def _check_no_empty_class(root, labels, classes):
+    """A class folder with no readable image would still be an output of
+    the network, one it never learns: refuse it by name."""
+    counts = np.bincount(labels, minlength=len(classes))
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        raise ConfigError(
+            f"--train_dir={root}: the class folder(s) {', '.join(empty)} "
+            "hold no image that can be read; add images to them or remove "
+            "them")
 
 
 def _subfolder_labels(paths, classes):
@@ -187,6 +203,7 @@ def load(name, params):
     if not len(train):
         raise ConfigError(f"--train_dir={params.train_dir}: no image could "
                           "be decoded; check the files")
+    _check_no_empty_class(params.train_dir, train_labels, classes)
 
     parts = splits.partition(train_labels, name.num_labeled, params.num_val,
                              params.seed, params.labeled_in_unlabeled)

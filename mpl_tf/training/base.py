@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from mpl_tf.training import ema as ema_lib
+from mpl_tf.training import nonfinite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,37 +175,62 @@ class TrainerModel(keras.Model):
         return state
 
     def train_step(self, batch):
-        """`compute_step`, undone when any of its checked values is not finite.
+        """`compute_step`, undone when any of its checks is not finite.
 
-        The undo is a select, not a branch: assignments to mirrored variables
-        synchronise replicas, which TensorFlow forbids inside `tf.cond`. A
-        skipped step still advances the step counter (so the schedules stay
-        aligned with the global step) and is counted.
+        The checks (`nonfinite.CHECKS`): the step's losses, gradient norms
+        and feedback, and after its updates the global norm of each trained
+        network's weights. A check that fails on any replica undoes the step
+        on all of them. The undo is a select, not a branch: assignments to
+        mirrored variables synchronise replicas, which TensorFlow forbids
+        inside `tf.cond`. A skipped step still advances the step counter (so
+        the schedules stay aligned with the global step) and is counted;
+        `nonfinite/cause` says which checks failed (0 for a kept step).
         """
         state = self.step_state()
         before = [tf.identity(v) for v in state]
         metrics, checked = self.compute_step(batch)
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(c))
-                                for c in checked])
+        for name, network in self.networks().items():
+            checked[f"{name.replace('_', ' ')} weights"] = (
+                tf.linalg.global_norm(network.trainable_variables))
+        cause = self._nonfinite_cause(checked)
+        finite = tf.equal(cause, 0)
         for var, old in zip(state, before):
             var.assign(tf.where(finite, var, old))
         bad = tf.cast(tf.logical_not(finite), tf.int64)
         self.nonfinite_steps.assign_add(bad)
         self.nonfinite_in_a_row.assign(bad * (self.nonfinite_in_a_row + bad))
-        metrics["nonfinite/skipped_steps"] = tf.identity(self.nonfinite_steps)
+        metrics[nonfinite.SKIPPED] = tf.identity(self.nonfinite_steps)
+        metrics[nonfinite.CAUSE] = cause
         return metrics
 
+    @staticmethod
+    def _nonfinite_cause(checked):
+        """Bit i set when `nonfinite.CHECKS[i]` is not finite on some
+        replica (int64, the same on every replica)."""
+        unknown = set(checked) - set(nonfinite.CHECKS)
+        if unknown:
+            raise ValueError(f"unknown checks {sorted(unknown)}")
+        flags = [tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(
+            checked[name]))), tf.float32) if name in checked
+                 else tf.constant(0.0) for name in nonfinite.CHECKS]
+        failed = all_reduce_sum(tf.stack(flags)) > 0
+        bits = tf.constant([1 << i for i in range(len(nonfinite.CHECKS))],
+                           tf.int64)
+        return tf.reduce_sum(tf.where(failed, bits, tf.zeros_like(bits)))
+
     def compute_step(self, batch):
-        """One step's updates. -> (GLOBAL metrics, tensors that must all be
-        finite for the step to be kept)."""
+        """One step's updates. -> (GLOBAL metrics, {check name in
+        `nonfinite.CHECKS`: tensor that must be finite for the step to be
+        kept})."""
         raise NotImplementedError
 
     def update_ema(self, step):
         if self.ema_network is None:
             return
         from mpl_tf import schedules  # pylint: disable=import-outside-toplevel
+        dtype = self.ema_network.trainable_variables[0].dtype
         ema_lib.update(self.ema_network, self.deployed,
-                       schedules.ema_decay(step, self.cfg.ema_decay))
+                       schedules.ema_decay(step, self.cfg.ema_decay, dtype))
 
     def checkpoint_items(self):
         items = dict(self.networks())

@@ -11,7 +11,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from mpl_tf.errors import ConfigError
+from mpl_tf.errors import ConfigError, StorageError
 
 CKPT_SUBDIR = "checkpoints"
 
@@ -48,9 +48,33 @@ def restore(manager, load_checkpoint=None):
                     f"checkpoint {path} does not match this model "
                     f"(--model_type/--dataset_name differ from the run that "
                     f"wrote it?): {msg}") from err
-            logging.warning("Cannot read checkpoint %s (%s); trying the "
+            if load_checkpoint:
+                raise ConfigError(f"--load_checkpoint={load_checkpoint}: "
+                                  f"{path} cannot be read ({msg})") from err
+            logging.warning("cannot read checkpoint %s (%s); trying the "
                             "previous one", path, msg)
             continue
         logging.info("Restored %s", path)
         return path
+    if manager.checkpoints:
+        logging.warning("none of the %d checkpoints in %s can be read; "
+                        "training starts again from step 0",
+                        len(manager.checkpoints), manager.directory)
     return None
+
+
+def save(manager, step):
+    """`manager.save` at `step`; a failed write (a full disk, say) raises
+    StorageError naming the newest checkpoint that is still whole."""
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as err:
+        reason = str(err).strip().splitlines()[-1] if str(err) else ""
+        reason = reason.split("; ")[-1] or type(err).__name__
+        previous = manager.latest_checkpoint
+        kept = (f"the previous checkpoint {previous} is intact" if previous
+                else "no earlier checkpoint exists")
+        raise StorageError(
+            f"step {step}: cannot write a checkpoint to {manager.directory} "
+            f"({reason}); {kept}. Free space there and rerun the same "
+            "command to resume") from err

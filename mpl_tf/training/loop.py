@@ -18,9 +18,9 @@ and `<dir>/eval_history.jsonl`.
 """
 
 import json
+import math
 import os
 import shutil
-import statistics
 import time
 
 from absl import logging
@@ -30,40 +30,20 @@ from mpl_tf import console
 from mpl_tf import distribute
 from mpl_tf.evaluate import Evaluator
 from mpl_tf.training import checkpoint as ckpt_lib
+from mpl_tf.training import nonfinite
 from mpl_tf.training.preemption import Preempted, PreemptionWatcher
 
 
 class NonFiniteError(RuntimeError):
-    """Too many steps in a row had a non-finite gradient."""
+    """Too many steps in a row were skipped for non-finite values."""
 
 
-class WindowStats:
-    """Mean and spread of per-step scalars over one logging window, logged
-    as <name>_window_mean / <name>_window_std: one step's feedback is noisy.
-
-    `add` takes one step's metrics (numbers or tensors; the loop passes the
-    rows it read back once per loop); they are read when summarised.
-    """
-
-    NAMES = ("mpl/feedback",)
-
-    def __init__(self):
-        self.values = {}
-
-    def add(self, metrics):
-        for name in self.NAMES:
-            if name in metrics:
-                self.values.setdefault(name, []).append(metrics[name])
-
-    def summary(self):
-        """{name_window_mean, name_window_std}; starts the next window."""
-        out = {}
-        for name, tensors in self.values.items():
-            seen = [float(t) for t in tensors]
-            out[f"{name}_window_mean"] = statistics.fmean(seen)
-            out[f"{name}_window_std"] = statistics.pstdev(seen)
-        self.values = {}
-        return out
+# What to change when a stage's steps go non-finite, by training mode.
+REMEDIES = {
+    "mpl": "lower --mpl_teacher_lr and --mpl_student_lr, or set --grad_bound",
+    "uda": "lower --lr, or set --grad_bound",
+    "supervised": "lower --lr, or set --grad_bound",
+    "finetune": "lower --finetune_lr, or set --grad_bound"}
 
 
 def first_replica(strategy, values):
@@ -84,7 +64,8 @@ class Loop:
     """Trains `trainer_model` from its newest checkpoint to `total_steps`."""
 
     def __init__(self, params, strategy, trainer_model, train_input, source,
-                 directory=None, total_steps=None, load_checkpoint=None):
+                 directory=None, total_steps=None, load_checkpoint=None,
+                 remedy=None):
         self.params = params
         self.strategy = strategy
         self.model = trainer_model
@@ -93,6 +74,8 @@ class Loop:
         self.directory = directory or params.output_dir
         self.total_steps = total_steps or params.num_train_steps
         self.load_checkpoint = load_checkpoint
+        # What the user should change when too many steps are skipped.
+        self.remedy = remedy or REMEDIES[params.mode]
         self.chief = distribute.is_chief(strategy)
         save_dir = self.directory
         self.scratch_dir = None
@@ -199,7 +182,7 @@ class Loop:
         self.writer.flush()
 
     def _save_and_eval(self, step):
-        path = self.manager.save(checkpoint_number=step)
+        path = ckpt_lib.save(self.manager, step)
         record = {"step": step, "checkpoint": path, **self.evaluate_splits()}
         teacher = self._teacher()
         if teacher is not None:
@@ -214,8 +197,9 @@ class Loop:
                 self._write_scalars(
                     step, {k: record["teacher"][split][k] for k in keys},
                     f"eval/{split}/teacher_")
-        if self._last_logged:
-            record["train"] = dict(self._last_logged)
+        if self._last_logged:  # JSON has no NaN or infinity: null instead
+            record["train"] = {k: v if math.isfinite(v) else None
+                               for k, v in self._last_logged.items()}
         self.history.append(record)
         if self.chief:
             with open(os.path.join(self.directory, "eval_history.jsonl"), "a",
@@ -266,9 +250,10 @@ class Loop:
         p = self.params
         per_loop = p.iterations_per_loop or p.log_every
         t0, last = time.time(), start
-        window = WindowStats()
+        window = nonfinite.WindowStats()
         step = start
-        self._check_nonfinite(step, int(self.model.nonfinite_in_a_row.numpy()))
+        if int(self.model.nonfinite_in_a_row.numpy()) > p.max_nonfinite_steps:
+            self.model.nonfinite_in_a_row.assign(0)  # a checkpoint of a stop
         while step < total:
             length = loop_length(step, total, per_loop, p.log_every,
                                  p.save_every)
@@ -278,35 +263,45 @@ class Loop:
             step += len(rows)
             for row in rows:
                 window.add(dict(zip(self.metric_names, row)))
-            if step % p.log_every == 0 or step == total:
-                values = {k: float(v)
-                          for k, v in zip(self.metric_names, rows[-1])}
-                values.update(window.summary())
-                now = time.time()
-                values["time/steps_per_sec"] = (step - last) / max(now - t0, 1e-9)
-                t0, last = now, step
-                self._last_logged = {"step": step, **values}
-                self._write_scalars(step, values)
-                shown = [(k.split("/")[-1], values[k]) for k in values
-                         if k.startswith("cross_entropy/")]
-                self._progress.update(step, shown)
-            self._check_nonfinite(step, in_a_row)
+            stopping = in_a_row > p.max_nonfinite_steps
+            if step % p.log_every == 0 or step == total or stopping:
+                self._log(step, rows[-1], window, time.time() - t0, step - last)
+                t0, last = time.time(), step
+            if stopping:
+                self._stop_nonfinite(step, in_a_row, rows[-1])
             saved = step % p.save_every == 0 or step == total
             if saved:
                 self._save_and_eval(step)
             if preemption.requested() and step < total:
                 path = (self.manager.latest_checkpoint if saved else
-                        self.manager.save(checkpoint_number=step))
+                        ckpt_lib.save(self.manager, step))
                 raise Preempted(
                     f"SIGTERM: saved {path} at step {step}, the end of the "
                     "running loop; rerun the same command to resume from it")
 
-    def _check_nonfinite(self, step, in_a_row):
-        limit = self.params.max_nonfinite_steps
-        if in_a_row > limit:
-            raise NonFiniteError(
-                f"step {step}: {in_a_row} steps in a row had a non-finite "
-                f"gradient (more than --max_nonfinite_steps={limit}), so "
-                f"training stopped. The last good checkpoint is in "
-                f"{self.manager.directory}; lower the learning rates or "
-                "set --grad_bound, then rerun the same command")
+    def _log(self, step, row, window, seconds, steps):
+        """TensorBoard, the progress display and the window's line about
+        skipped steps, at a logging step."""
+        values = {k: float(v) for k, v in zip(self.metric_names, row)}
+        report = window.report()
+        values.update(window.summary())
+        values["time/steps_per_sec"] = steps / max(seconds, 1e-9)
+        self._last_logged = {"step": step, **values}
+        self._write_scalars(step, values)
+        shown = [(k.split("/")[-1], values[k]) for k in values
+                 if k.startswith("cross_entropy/")]
+        self._progress.update(step, shown)
+        if report:
+            self._progress.line(f"warning: {report}")
+
+    def _stop_nonfinite(self, step, in_a_row, row):
+        """Save the last good state (the skipped steps changed nothing) and
+        stop. The saved count of skipped steps in a row starts again at 0,
+        so a rerun with lower learning rates resumes instead of stopping."""
+        cause = int(dict(zip(self.metric_names, row)).get(nonfinite.CAUSE, 0))
+        self.model.nonfinite_in_a_row.assign(0)
+        path = ckpt_lib.save(self.manager, step)
+        raise NonFiniteError(nonfinite.stop_message(
+            step, in_a_row,
+            f"--max_nonfinite_steps={self.params.max_nonfinite_steps}",
+            cause, self.remedy, path))

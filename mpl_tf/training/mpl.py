@@ -91,6 +91,13 @@ def label_logits(t, view):
     return t["z_s"] if view == "strong" else t["z_w"]
 
 
+def _checks(t, t_norm, s_loss, s_norm, feedback):
+    """What an MPL step must find finite to be kept (nonfinite.CHECKS)."""
+    return {"teacher loss": t["total"], "teacher gradient": t_norm,
+            "student loss": s_loss, "student gradient": s_norm,
+            "feedback": feedback}
+
+
 def _loss_dtype(network):
     return "float64" if network.compute_dtype == "float64" else "float32"
 
@@ -230,8 +237,8 @@ class MPLModel(TrainerModel):
         t_norm = self.apply_gradients(self.teacher_optimizer, self.teacher,
                                       t_grads)
         metrics = self._step_metrics(batch, t, labels, student, t_lr, t_norm)
-        return metrics, [t["total"], t_norm, student.loss, student.grad_norm,
-                         fb.value]
+        return metrics, _checks(t, t_norm, student.loss, student.grad_norm,
+                                fb.value)
 
     def _student_update(self, batch, labels, step, student_call=None):
         """Student step on the pseudo labels, then the feedback h.
@@ -334,8 +341,8 @@ class MPLModel(TrainerModel):
         student = StudentStep(virtual.student_loss, s_lr, s_norm, fb,
                               virtual.s_u)
         metrics = self._step_metrics(batch, t, labels, student, t_lr, t_norm)
-        return metrics, [t["total"], t_norm, virtual.student_loss, s_norm,
-                         fb.value]
+        return metrics, _checks(t, t_norm, virtual.student_loss, s_norm,
+                                fb.value)
 
     def _step_metrics(self, batch, t, labels, student, t_lr, t_norm):
         """Global scalars. The reference's names first, then plain ones.

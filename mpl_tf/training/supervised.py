@@ -39,4 +39,4 @@ class SupervisedModel(TrainerModel):
         self.update_ema(step)
         metrics = {"cross_entropy/model_on_l": all_reduce_sum(loss),
                    "lr/model": lr, "grad_norm/model": norm}
-        return metrics, [loss, norm]
+        return metrics, {"model loss": loss, "model gradient": norm}

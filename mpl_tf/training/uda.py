@@ -97,4 +97,5 @@ class UDAModel(TrainerModel):
             self.teacher_optimizer, self.teacher,
             tape.gradient(t["total"], self.teacher.trainable_variables))
         self.update_ema(step)
-        return uda_metrics(t, lr, norm, batch), [t["total"], norm]
+        return uda_metrics(t, lr, norm, batch), {"teacher loss": t["total"],
+                                                  "teacher gradient": norm}
