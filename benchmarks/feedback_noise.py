@@ -13,6 +13,7 @@ Any mpl_tf flag can be given; --output_dir defaults to a scratch directory.
 """
 
 import os
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -24,8 +25,8 @@ sys.path.insert(0, REPO)
 import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
 from absl import app, flags  # noqa: E402
 
-from mpl_tf import flags as _mpl_flags  # noqa: E402,F401  (defines the flags)
-from mpl_tf import params as params_lib  # noqa: E402
+from mpl_tf import flags as mpl_flags  # noqa: E402
+from mpl_tf import config  # noqa: E402
 
 flags.DEFINE_list("pairings", ["paired", "reference"],
                   "--mpl_feedback_pairing values to compare.")
@@ -66,10 +67,11 @@ def _stats(values):
 
 def main(argv):
     del argv
-    params = params_lib.from_flags()
-    if "output_dir" not in params.explicit:
-        params.output_dir = tempfile.mkdtemp(prefix="feedback_noise_")
-    params_lib.validate(params)
+    params = mpl_flags.from_flags()
+    if not params.is_set("output_dir"):
+        params = dataclasses.replace(
+            params, output_dir=tempfile.mkdtemp(prefix="feedback_noise_"))
+    params = config.validate(params)
     if params.mode != "mpl":
         raise app.UsageError("give an MPL dataset, e.g. digits_50_mpl")
     print(f"{params.dataset_name}, {params.model_type}, B={params.train_batch_size}, "
@@ -81,8 +83,8 @@ def main(argv):
           "| h after it: mean | std | steps |")
     print("|---|---|---|---|---|---|---|")
     for pairing in FLAGS.pairings:
-        params.mpl_feedback_pairing = pairing
-        trace = feedback_trace(params)
+        trace = feedback_trace(dataclasses.replace(
+            params, mpl_feedback_pairing=pairing))
         wait = [h for lr, h in trace if lr == 0.0]
         after = [h for lr, h in trace if lr > 0.0]
         row = [pairing, *_stats(wait), *_stats(after)]

@@ -25,8 +25,8 @@ import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mpl_tf import flags as _flags  # noqa: E402,F401  (defines the flags)
-from mpl_tf import params as params_lib  # noqa: E402
+from mpl_tf import flags as mpl_flags  # noqa: E402
+from mpl_tf import config  # noqa: E402
 from mpl_tf.data import loader  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def small_cnn(source):
 
 
 def run(dataset, labels, seed, epochs):
-    p = params_lib.defaults(dataset_name=f"{dataset}_{labels}",
+    p = config.defaults(dataset_name=f"{dataset}_{labels}",
                             output_dir="/tmp/unused", seed=seed)
     source = loader.load_source(p)
     keras.utils.set_random_seed(seed)

@@ -37,9 +37,9 @@ console.import_tensorflow()
 from absl import flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mpl_tf import flags as _flags  # noqa: E402,F401  (defines the flags)
+from mpl_tf import flags as mpl_flags  # noqa: E402
 from mpl_tf import main as mpl_main  # noqa: E402
-from mpl_tf import params as params_lib  # noqa: E402
+from mpl_tf import config  # noqa: E402
 
 QUICK = ["--dataset_name=digits_30_mpl", "--model_type=cnn-tiny",
          "--image_size=12", "--train_batch_size=8", "--uda_data=2"]
@@ -74,7 +74,7 @@ def build_loop(args, output_dir):
                  "--save_every=1000000", "--log_every=1000000"]
     flags.FLAGS(["loop_speed", f"--flagfile={args.flagfile}", *overrides,
                  *(QUICK if args.quick else [])])
-    params = params_lib.from_flags()
+    params = mpl_flags.from_flags()
     run = mpl_main.Run(params)
     loop = run.main_loop()
     dataset = loop.strategy.distribute_datasets_from_function(

@@ -45,8 +45,8 @@ import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mpl_tf import flags as _flags  # noqa: E402,F401  (defines the flags)
-from mpl_tf import params as params_lib, task  # noqa: E402
+from mpl_tf import flags as mpl_flags  # noqa: E402
+from mpl_tf import config, task  # noqa: E402
 from mpl_tf.data.source import Source, Split  # noqa: E402
 from mpl_tf.models import layers  # noqa: E402
 
@@ -137,7 +137,7 @@ def build_mode(mode, args, source):
     keras.mixed_precision.set_global_policy(
         "mixed_bfloat16" if bf16 else "float32")
     exact = mode == "exact"
-    p = params_lib.defaults(
+    p = config.defaults(
         dataset_name="digits_50" + {"supervised": "", "uda": "_uda"}.get(
             mode, "_mpl"),
         output_dir="/tmp/unused", model_type=args.model_type,

@@ -3,11 +3,11 @@ UDA, Supervised)."""
 
 import keras
 
+from mpl_tf import config
 from mpl_tf import console
 from mpl_tf.training import nonfinite
 
-# The default of --max_nonfinite_steps (tests/test_keras_api.py checks it).
-DEFAULT_MAX_NONFINITE_STEPS = 10
+DEFAULT_MAX_NONFINITE_STEPS = config.RunConfig().max_nonfinite_steps
 
 
 class StopAfterNonFiniteSteps(keras.callbacks.Callback):

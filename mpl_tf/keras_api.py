@@ -27,21 +27,22 @@ from mpl_tf.data import fit_input
 from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training import nonfinite
-from mpl_tf.training.base import StepConfig
-from mpl_tf.training.mpl import FEEDBACK_PAIRINGS, MPLModel
+from mpl_tf import config
+from mpl_tf.config import StepConfig
+from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
 from mpl_tf.training.reduced_mpl import ReducedMPLModel
 from mpl_tf.training.supervised import SupervisedModel
 from mpl_tf.training.uda import UDAModel
 
 # compile()'s default learning rates: the CLI's (the flags' base rates per
-# 256 labeled images, --mpl_teacher_lr, --mpl_student_lr, --lr) at its
-# default batch of 128, held constant. The step arguments' defaults below
-# are the flags' defaults too; tests/test_keras_api.py checks both.
-MPL_TEACHER_LR = 0.1 * 128 / 256
-MPL_STUDENT_LR = 0.1 * 128 / 256
-LR = 0.016 * 128 / 256
+# 256 labeled images) at its default batch size, held constant.
+_RUN = config.RunConfig()
+MPL_TEACHER_LR = _RUN.mpl_teacher_lr * _RUN.train_batch_size / 256
+MPL_STUDENT_LR = _RUN.mpl_student_lr * _RUN.train_batch_size / 256
+LR = _RUN.lr * _RUN.train_batch_size / 256
 
+# The step options each class takes (config.StepConfig; defaults as there).
 _SUPERVISED_ARGS = ("label_smoothing", "weight_decay", "grad_bound",
                     "ema_decay", "seed")
 _UDA_ARGS = _SUPERVISED_ARGS + ("uda_weight", "uda_temp", "uda_threshold",
@@ -51,11 +52,7 @@ _MPL_ARGS = _UDA_ARGS + ("mpl_feedback", "mpl_label", "mpl_label_view",
                          "mpl_recompute_teacher", "mpl_feedback_pairing")
 _REDUCED_ARGS = _SUPERVISED_ARGS + (
     "mpl_feedback", "mpl_label", "mpl_baseline_decay",
-    "mpl_feedback_pairing", "reduced_teacher_hidden")
-_CHOICES = {"mpl_feedback": ("taylor", "exact"),
-            "mpl_label": ("hard", "sample", "soft"),
-            "mpl_label_view": ("strong", "weak"),
-            "mpl_feedback_pairing": FEEDBACK_PAIRINGS}
+    "mpl_feedback_pairing")
 
 
 def reference_optimizer(learning_rate, name=None):
@@ -120,22 +117,31 @@ def _twin(network, given, role):
     return given
 
 
-def _step_config(values):
-    for name, choices in _CHOICES.items():
-        if name in values and values[name] not in choices:
-            raise ValueError(f"{name}={values[name]!r}: expected one of "
-                             f"{choices}")
-    if values.get("mpl_label") == "soft" and \
-            values.get("mpl_feedback") != "exact":
-        raise ValueError("mpl_label='soft' needs mpl_feedback='exact'")
-    if values.get("mpl_low_memory") and values.get("mpl_feedback") != "taylor":
-        raise ValueError("mpl_low_memory works with mpl_feedback='taylor' "
-                         "only")
-    if not 0.0 <= values["ema_decay"] < 1.0:
-        raise ValueError(f"ema_decay={values['ema_decay']}: must be in [0, 1)")
-    if values["grad_bound"] <= 0:
-        raise ValueError(f"grad_bound={values['grad_bound']}: must be > 0")
-    return StepConfig(**values)
+def _step_config(cls, values):
+    """The StepConfig of `cls`'s step arguments, checked by the one rule
+    book (config.check)."""
+    unknown = set(values) - set(cls._STEP_ARGS)  # pylint: disable=protected-access
+    if unknown:
+        raise TypeError(f"{cls.__name__}() got unexpected arguments: "
+                        f"{', '.join(sorted(unknown))}")
+    return config.check(StepConfig(**values), prefix="")
+
+
+def _with_step_signature(cls, positional, keywords):
+    """Show `cls`'s step arguments, with their defaults, in its signature
+    (help(), IDEs, inspect) though `__init__` takes them as **step_args.
+    `positional`: [(name, default)] before them; `keywords`: after."""
+    kind = inspect.Parameter
+    defaults = StepConfig()
+    params = [kind("self", kind.POSITIONAL_OR_KEYWORD)]
+    params += [kind(name, kind.POSITIONAL_OR_KEYWORD, default=default)
+               for name, default in positional]
+    params += [kind(name, kind.KEYWORD_ONLY, default=default)
+               for name, default in keywords]
+    params += [kind(name, kind.KEYWORD_ONLY, default=getattr(defaults, name))
+               for name in cls._STEP_ARGS]  # pylint: disable=protected-access
+    params.append(kind("name", kind.KEYWORD_ONLY, default=None))
+    cls.__init__.__signature__ = inspect.Signature(params)
 
 
 class _StartDataAtModelStep(keras.callbacks.Callback):
@@ -156,7 +162,7 @@ class _KerasTrainer:
 
     _STEP_ARGS = ()
 
-    def _init_keras(self, step_args):
+    def _init_keras(self, cfg, **other_args):
         # What `evaluate` reports: the deployed (EMA) network's mean
         # cross-entropy and accuracy.
         self._eval_loss = keras.metrics.Mean(name="loss")
@@ -170,7 +176,10 @@ class _KerasTrainer:
                          for name in nonfinite.WINDOW_NAMES}
         self._window_skipped = keras.metrics.Sum(
             name=nonfinite.WINDOW_SKIPPED)
-        self._step_args = dict(step_args)
+        # get_config: every step argument, and any other constructor one.
+        self._step_args = {name: getattr(cfg, name)
+                           for name in self._STEP_ARGS}
+        self._step_args.update(other_args)
         self._compile_args = {}
         self.built = True
 
@@ -342,21 +351,16 @@ class MetaPseudoLabels(_KerasTrainer, MPLModel):
 
     _STEP_ARGS = _MPL_ARGS
 
-    def __init__(self, teacher, student, *, ema_student=None,
-                 label_smoothing=0.0, weight_decay=1e-4, grad_bound=1e9,
-                 uda_weight=1.0, uda_temp=0.75, uda_threshold=0.6,
-                 uda_steps=10000, ema_decay=0.0, mpl_feedback="taylor",
-                 mpl_label="hard", mpl_label_view="strong",
-                 mpl_baseline_decay=0.99, mpl_low_memory=False,
-                 mpl_recompute_teacher=True, mpl_feedback_pairing="paired",
-                 seed=0, name=None):
-        args = {k: v for k, v in locals().items() if k in _MPL_ARGS}
+    def __init__(self, teacher, student, *, ema_student=None, name=None,
+                 **step_args):
+        cfg = _step_config(type(self), step_args)
         _check_network(teacher, "teacher")
         _check_network(student, "student")
-        ema = _twin(student, ema_student, "student") if ema_decay > 0 else None
-        super().__init__(_step_config(args), teacher, student, None, None,
-                         ema_network=ema, name=name or "meta_pseudo_labels")
-        self._init_keras(args)
+        ema = (_twin(student, ema_student, "student") if cfg.ema_decay > 0
+               else None)
+        super().__init__(cfg, teacher, student, None, None, ema_network=ema,
+                         name=name or "meta_pseudo_labels")
+        self._init_keras(cfg)
 
     @property
     def ema_student(self):
@@ -408,13 +412,10 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels, ReducedMPLModel):
     _STEP_ARGS = _REDUCED_ARGS
 
     def __init__(self, student, num_classes=None, *, reduced_teacher=None,
-                 reduced_teacher_hidden=128, ema_student=None,
-                 label_smoothing=0.0, weight_decay=1e-4, grad_bound=1e9,
-                 ema_decay=0.0, mpl_feedback="taylor", mpl_label="hard",
-                 mpl_baseline_decay=0.99, mpl_feedback_pairing="paired",
-                 seed=0, name=None):
+                 reduced_teacher_hidden=_RUN.reduced_teacher_hidden,
+                 ema_student=None, name=None, **step_args):
         # pylint: disable=non-parent-init-called,super-init-not-called
-        args = {k: v for k, v in locals().items() if k in _REDUCED_ARGS}
+        cfg = _step_config(type(self), step_args)
         _check_network(student, "student")
         if reduced_teacher is None:
             if num_classes is None:
@@ -423,13 +424,12 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels, ReducedMPLModel):
             reduced_teacher = build_reduced_teacher(num_classes,
                                                     reduced_teacher_hidden)
         _check_network(reduced_teacher, "reduced_teacher")
-        ema = _twin(student, ema_student, "student") if ema_decay > 0 else None
-        step_args = {k: v for k, v in args.items()
-                     if k != "reduced_teacher_hidden"}
+        ema = (_twin(student, ema_student, "student") if cfg.ema_decay > 0
+               else None)
         ReducedMPLModel.__init__(
-            self, _step_config(step_args), reduced_teacher, student, None,
-            None, ema_network=ema, name=name or "reduced_meta_pseudo_labels")
-        self._init_keras(args)
+            self, cfg, reduced_teacher, student, None, None, ema_network=ema,
+            name=name or "reduced_meta_pseudo_labels")
+        self._init_keras(cfg, reduced_teacher_hidden=reduced_teacher_hidden)
 
     @property
     def reduced_teacher(self):
@@ -450,16 +450,13 @@ class UDA(_KerasTrainer, UDAModel):
 
     _STEP_ARGS = _UDA_ARGS
 
-    def __init__(self, model, *, ema_model=None, label_smoothing=0.0,
-                 weight_decay=1e-4, grad_bound=1e9, uda_weight=1.0,
-                 uda_temp=0.75, uda_threshold=0.6, uda_steps=10000,
-                 ema_decay=0.0, seed=0, name=None):
-        args = {k: v for k, v in locals().items() if k in _UDA_ARGS}
+    def __init__(self, model, *, ema_model=None, name=None, **step_args):
+        cfg = _step_config(type(self), step_args)
         _check_network(model, "model")
-        ema = _twin(model, ema_model, "model") if ema_decay > 0 else None
-        super().__init__(_step_config(args), model, None, ema_network=ema,
+        ema = _twin(model, ema_model, "model") if cfg.ema_decay > 0 else None
+        super().__init__(cfg, model, None, ema_network=ema,
                          name=name or "uda")
-        self._init_keras(args)
+        self._init_keras(cfg)
 
     def compile(self, optimizer=None, *, steps_per_execution=1,
                 jit_compile="auto", run_eagerly=False):
@@ -485,15 +482,13 @@ class Supervised(_KerasTrainer, SupervisedModel):
 
     _STEP_ARGS = _SUPERVISED_ARGS
 
-    def __init__(self, model, *, ema_model=None, label_smoothing=0.0,
-                 weight_decay=1e-4, grad_bound=1e9, ema_decay=0.0, seed=0,
-                 name=None):
-        args = {k: v for k, v in locals().items() if k in _SUPERVISED_ARGS}
+    def __init__(self, model, *, ema_model=None, name=None, **step_args):
+        cfg = _step_config(type(self), step_args)
         _check_network(model, "model")
-        ema = _twin(model, ema_model, "model") if ema_decay > 0 else None
-        super().__init__(_step_config(args), model, None, ema_network=ema,
+        ema = _twin(model, ema_model, "model") if cfg.ema_decay > 0 else None
+        super().__init__(cfg, model, None, ema_network=ema,
                          name=name or "supervised")
-        self._init_keras(args)
+        self._init_keras(cfg)
 
     def compile(self, optimizer=None, *, steps_per_execution=1,
                 jit_compile="auto", run_eagerly=False):
@@ -509,3 +504,16 @@ class Supervised(_KerasTrainer, SupervisedModel):
 
     def _networks_config(self):
         return {"model": keras.saving.serialize_keras_object(self.network)}
+
+
+_REQUIRED = inspect.Parameter.empty
+_with_step_signature(MetaPseudoLabels,
+                     [("teacher", _REQUIRED), ("student", _REQUIRED)],
+                     [("ema_student", None)])
+_with_step_signature(ReducedMetaPseudoLabels,
+                     [("student", _REQUIRED), ("num_classes", None)],
+                     [("reduced_teacher", None),
+                      ("reduced_teacher_hidden", _RUN.reduced_teacher_hidden),
+                      ("ema_student", None)])
+_with_step_signature(UDA, [("model", _REQUIRED)], [("ema_model", None)])
+_with_step_signature(Supervised, [("model", _REQUIRED)], [("ema_model", None)])

@@ -21,6 +21,7 @@ import sys
 from absl import app
 from absl import logging
 
+from mpl_tf import config
 from mpl_tf import console
 from mpl_tf import flags as mpl_flags
 from mpl_tf.errors import ConfigError, StorageError
@@ -46,7 +47,7 @@ def _read_hparams(output_dir):
 
 
 def _run_defining_values(params, source):
-    values = {n: getattr(params, n, None) for n in mpl_flags.RUN_DEFINING_FLAGS}
+    values = {n: getattr(params, n, None) for n in config.RUN_DEFINING}
     values["image_size"] = source.image_size
     values["num_classes"] = source.num_classes
     return values
@@ -154,9 +155,7 @@ class Run:
     """Everything one command builds, in the order the checks allow."""
 
     def __init__(self, params):
-        from mpl_tf import params as params_lib  # pylint: disable=import-outside-toplevel
-
-        params_lib.validate(params)
+        params = config.validate(params)
         # Heavy imports after the cheap checks, so a typo fails in a second.
         import keras  # pylint: disable=import-outside-toplevel
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -368,12 +367,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.configure_logging(mpl_flags.FLAGS)  # before TensorFlow loads
     # pylint: disable=import-outside-toplevel
-    from mpl_tf import params as params_lib
     from mpl_tf.training.loop import NonFiniteError
     from mpl_tf.training.preemption import Preempted
     # pylint: enable=import-outside-toplevel
     try:
-        run(params_lib.from_flags())
+        run(mpl_flags.from_flags())
     except ConfigError as err:
         print(f"mpl_tf: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -389,6 +387,10 @@ def main(argv):
 
 
 def run_cli():
+    if any(a in ("--help", "-h", "-?", "--helpshort") for a in sys.argv[1:]):
+        print(__doc__.strip(), end="\n\n")
+        print(mpl_flags.help_text())
+        return
     _check_flagfiles(sys.argv)
     app.run(main)
 

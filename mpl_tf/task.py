@@ -8,32 +8,17 @@ import dataclasses
 
 import keras
 
+from mpl_tf import config
 from mpl_tf.data import loader as data_lib
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.models import registry
 from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.schedules import WarmupDecay
-from mpl_tf.training.base import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.reduced_mpl import ReducedMPLModel
 from mpl_tf.training.supervised import SupervisedModel
 from mpl_tf.training.uda import UDAModel
-
-
-def step_config(params):
-    return StepConfig(
-        label_smoothing=params.label_smoothing,
-        weight_decay=params.weight_decay, grad_bound=params.grad_bound,
-        uda_temp=params.uda_temp, uda_threshold=params.uda_threshold,
-        uda_weight=params.uda_weight, uda_steps=params.uda_steps,
-        ema_decay=params.ema_decay,
-        mpl_label=params.mpl_label,
-        mpl_label_view=params.mpl_label_view, mpl_feedback=params.mpl_feedback,
-        mpl_baseline_decay=params.mpl_baseline_decay,
-        mpl_low_memory=params.mpl_low_memory,
-        mpl_recompute_teacher=params.mpl_recompute_teacher,
-        mpl_feedback_pairing=params.mpl_feedback_pairing, seed=params.seed)
 
 
 def sync_batch_norm(params, num_replicas):
@@ -72,7 +57,7 @@ def _schedule(params, base_lr, warmup, wait=0):
 
 def build_trainer(params, source, strategy):
     """The TrainerModel for the dataset's mode, built in the strategy scope."""
-    cfg = step_config(params)
+    cfg = config.step_config(params)
     mcfg = model_config(params, source, strategy.num_replicas_in_sync)
     mode = params.mode
     ema = (lambda name: registry.build(mcfg, name)) if params.ema_decay > 0 \
@@ -126,9 +111,8 @@ def build_finetuner(params, source, strategy, start_network):
     """The finetune stage: a copy of `start_network` (the EMA student) trained
     on the labeled images alone with SGD Nesterov at a constant
     --finetune_lr and no weight decay (MPL_SPEC section 5)."""
-    cfg = StepConfig(label_smoothing=params.label_smoothing,
-                     weight_decay=0.0, grad_bound=params.grad_bound,
-                     seed=params.seed)
+    cfg = dataclasses.replace(config.step_config(params), weight_decay=0.0,
+                              ema_decay=0.0)
     mcfg = model_config(params, source, strategy.num_replicas_in_sync)
     with strategy.scope():
         network = registry.build(mcfg, "finetuned")

@@ -17,7 +17,7 @@ if not flags.FLAGS.is_parsed():
 @pytest.fixture
 def tiny_params(tmp_path):
     """Parameters of a tiny, fast digits MPL run in a fresh directory."""
-    from mpl_tf import params
+    from mpl_tf import config
 
     def make(**overrides):
         values = dict(
@@ -28,5 +28,5 @@ def tiny_params(tmp_path):
             mpl_teacher_lr_warmup_steps=2, lr_decay_type="cosine",
             ema_decay=0.9, augment_magnitude=5, image_size=12)
         values.update(overrides)
-        return params.defaults(**values)
+        return config.defaults(**values)
     return make

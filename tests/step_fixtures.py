@@ -7,7 +7,7 @@ import numpy as np
 
 from mpl_tf.models import registry
 from mpl_tf.schedules import WarmupDecay
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.supervised import SupervisedModel

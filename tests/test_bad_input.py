@@ -12,7 +12,7 @@ import pytest
 
 from mpl_tf import main
 from mpl_tf.errors import ConfigError
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.uda import UDAModel
 
@@ -33,22 +33,22 @@ def _snapshot(directory):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished tiny run (checkpoints + export) to be left untouched."""
-    from mpl_tf import params
+    from mpl_tf import config
 
     out = tmp_path_factory.mktemp("trained") / "run"
     values = dict(dataset_name="digits_30_uda", model_type="cnn-tiny",
                   output_dir=str(out), train_batch_size=8, uda_data=2,
                   num_train_steps=2, save_every=2, log_every=2, image_size=12,
                   eval_batch_size=600)
-    main.run(params.defaults(**values))
+    main.run(config.defaults(**values))
     return values, str(out)
 
 
 def _expect_error(values, needle, **overrides):
-    from mpl_tf import params
+    from mpl_tf import config
 
     with pytest.raises(ConfigError) as err:
-        main.run(params.defaults(**{**values, **overrides}))
+        main.run(config.defaults(**{**values, **overrides}))
     assert needle in str(err.value), str(err.value)
     assert "\n" not in str(err.value)
 

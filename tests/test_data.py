@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf import params
+from mpl_tf import config
 from mpl_tf.data import augment, digits, loader, names, splits
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.data.source import Source, Split, StreamedSplit
@@ -66,7 +66,7 @@ def test_dataset_names():
 
 
 def _mpl_input(global_batch=8, uda_data=3):
-    p = params.defaults(dataset_name="digits_40_mpl", output_dir="/tmp/x",
+    p = config.defaults(dataset_name="digits_40_mpl", output_dir="/tmp/x",
                         augment_magnitude=10)
     source = loader.load_source(p)
     cfg = loader.augment_config(p, source)
@@ -129,7 +129,7 @@ def test_streamed_and_in_memory_sources_get_the_same_views():
     context = tf.distribute.InputContext(num_input_pipelines=1,
                                          input_pipeline_id=0,
                                          num_replicas_in_sync=2)
-    cfg = loader.augment_config(params.defaults(), in_memory)
+    cfg = loader.augment_config(config.defaults(), in_memory)
     batches = []
     for source in (in_memory, streamed):
         # deterministic: a streamed source's elements may otherwise come out

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf import main, params
+from mpl_tf import config, main
+from mpl_tf import flags as mpl_flags
 from mpl_tf.data import folder, loader, names
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.errors import ConfigError
@@ -49,7 +50,7 @@ def _params(folders, **overrides):
                   unlabeled_dir=folders["unlabeled_dir"],
                   eval_dir=folders["eval_dir"], image_size=16)
     values.update(overrides)
-    return params.defaults(**values)
+    return config.defaults(**values)
 
 
 def test_names():
@@ -132,10 +133,10 @@ def test_hflip_flag_overrides_the_sources_choice(folders):
     assert loader.augment_config(p, source).hflip  # folders: on by default
     off = _params(folders, skip_bad_images=True, hflip=False)
     assert not loader.augment_config(off, source).hflip
-    digits = params.defaults(dataset_name="digits_50", output_dir="/tmp/x")
+    digits = config.defaults(dataset_name="digits_50", output_dir="/tmp/x")
     d_source = loader.load_source(digits)
     assert not loader.augment_config(digits, d_source).hflip
-    on = params.defaults(dataset_name="digits_50", output_dir="/tmp/x",
+    on = config.defaults(dataset_name="digits_50", output_dir="/tmp/x",
                          hflip=True)
     assert loader.augment_config(on, d_source).hflip
 

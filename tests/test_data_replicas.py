@@ -25,7 +25,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import tensorflow_datasets as tfds
-from mpl_tf import params
+from mpl_tf import config
 from mpl_tf.data import loader
 from mpl_tf.data.pipeline import TrainInput
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -37,7 +37,7 @@ def per_replica(ti):
     return {k: [t.numpy() for t in strategy.experimental_local_results(v)]
             for k, v in batch.items()}
 
-p = params.defaults(dataset_name="digits_40_mpl", output_dir="/tmp/unused")
+p = config.defaults(dataset_name="digits_40_mpl", output_dir="/tmp/unused")
 s = loader.load_source(p)
 ti = TrainInput(s, loader.augment_config(p, s), "mpl", 8, 2, seed=0)
 parts = per_replica(ti)
@@ -48,7 +48,7 @@ out["memory_same_global_batch"] = all(
     for k in ("l_labels", "l_images", "u_weak"))
 data_dir = sys.argv[1]
 with tfds.testing.mock_data(num_examples=60, data_dir=data_dir):
-    p = params.defaults(dataset_name="imagenet_20_mpl", data_dir=data_dir,
+    p = config.defaults(dataset_name="imagenet_20_mpl", data_dir=data_dir,
                         output_dir="/tmp/unused", image_size=16)
     s = loader.load_source(p)
     ti = TrainInput(s, loader.augment_config(p, s), "mpl", 4, 3, seed=0)

@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mpl_tf import main, params
+from mpl_tf import config, main
+from mpl_tf import flags as mpl_flags
 from mpl_tf.data import crops, loader, tfds_files
 from mpl_tf.data.pipeline import TrainInput, eval_dataset
 from mpl_tf.data.source import StreamedSplit
@@ -38,7 +39,7 @@ def _data_dir(tmp_path_factory):
 
 
 def _params(data_dir, name, **overrides):
-    return params.defaults(dataset_name=name, data_dir=data_dir,
+    return config.defaults(dataset_name=name, data_dir=data_dir,
                            output_dir="/tmp/unused", **overrides)
 
 
@@ -52,7 +53,7 @@ def test_missing_data_fails_fast_and_says_how_to_provide_it(tmp_path):
     out = tmp_path / "run"
     start = time.time()
     with pytest.raises(ConfigError) as err:
-        main.run(params.defaults(dataset_name="cifar10_4000_mpl",
+        main.run(config.defaults(dataset_name="cifar10_4000_mpl",
                                  data_dir=empty, output_dir=str(out)))
     assert time.time() - start < 30, "must not try to download"
     msg = str(err.value)
@@ -223,7 +224,7 @@ def test_data_download_asks_tfds_to_download_and_only_then(monkeypatch,
         with pytest.raises(ConfigError, match="add --data_download"):
             tfds_source.prepared_builder("cifar10", "/d", "cifar10_40")
         assert fake.downloads == 0
-    assert params.defaults().data_download is False
+    assert config.defaults().data_download is False
 
 
 def test_the_flag_reaches_tfds(monkeypatch):

@@ -2,6 +2,7 @@
 early with one clear line naming the flag."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,8 @@ from absl import flags
 from absl.testing import flagsaver
 import pytest
 
-from mpl_tf import main, params
+from mpl_tf import config, main
+from mpl_tf import flags as mpl_flags
 from mpl_tf.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -40,7 +42,7 @@ def _argv(text):
 @flagsaver.flagsaver
 def test_reference_cifar10_command_line_parses():
     FLAGS(_argv(REFERENCE_CIFAR10))
-    p = params.validate(params.from_flags())
+    p = config.validate(mpl_flags.from_flags())
     assert p.dataset_name == "cifar10_4000_mpl"
     assert p.mode == "mpl"
     assert p.uda_data == 7 and p.train_batch_size == 128
@@ -54,12 +56,12 @@ def test_reference_cifar10_command_line_parses():
 def test_every_flagfile_parses():
     for name in sorted(os.listdir(os.path.join(REPO, "flags"))):
         FLAGS(["mpl_tf", f"--flagfile={os.path.join(REPO, 'flags', name)}"])
-        params.validate(params.from_flags())
+        config.validate(mpl_flags.from_flags())
         FLAGS.unparse_flags()
 
 
 def test_reference_defaults_kept():
-    p = params.defaults()
+    p = config.defaults()
     assert (p.batch_norm_decay, p.batch_norm_epsilon) == (0.99, 1e-3)
     assert (p.train_batch_size, p.eval_batch_size, p.image_size) == (128, 128, 32)
     assert (p.grad_bound, p.weight_decay, p.dense_dropout_rate) == (1e9, 1e-4, 0.1)
@@ -84,7 +86,7 @@ def test_bad_values_raise_clear_errors(tmp_path, overrides, needle):
     values = dict(dataset_name="digits_50_mpl", output_dir=str(tmp_path / "o"))
     values.update(overrides)
     with pytest.raises(ConfigError) as err:
-        main.run(params.defaults(**values))
+        main.run(config.defaults(**values))
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
     assert not os.path.exists(tmp_path / "o"), "nothing may be written"
@@ -109,11 +111,11 @@ def test_schedule_steps_as_a_share_of_the_budget():
            "--num_train_steps=2000", "--mpl_student_lr_wait_steps=10%",
            "--uda_steps=25%", "--mpl_teacher_lr_warmup_steps=2.5%",
            "--mpl_student_lr_warmup_steps=300", "--num_warmup_steps=0%"])
-    p = params.validate(params.from_flags())
+    p = config.validate(mpl_flags.from_flags())
     assert (p.mpl_student_lr_wait_steps, p.uda_steps,
             p.mpl_teacher_lr_warmup_steps, p.mpl_student_lr_warmup_steps,
             p.num_warmup_steps) == (200, 500, 50, 300, 0)
-    p = params.validate(params.defaults(
+    p = config.validate(config.defaults(
         dataset_name="digits_50_mpl", output_dir="/tmp/o",
         num_train_steps=800, uda_steps="50%"))
     assert p.uda_steps == 400
@@ -125,3 +127,21 @@ def test_a_bad_step_count_names_the_flag(value):
     with pytest.raises(flags.IllegalFlagValueError,
                        match=f"--uda_steps={value}: .* give an integer"):
         FLAGS(["mpl_tf", f"--uda_steps={value}"])
+
+
+def test_docs_flags_md_is_generated_from_the_config():
+    with open(os.path.join(REPO, "docs", "flags.md"), encoding="utf-8") as f:
+        assert f.read() == mpl_flags.markdown_table(), (
+            "docs/flags.md is stale: python -m mpl_tf.flags > docs/flags.md")
+
+
+def test_help_lists_mpl_tf_flags_by_topic_and_nothing_else():
+    proc = subprocess.run([sys.executable, "-m", "mpl_tf.main", "--help"],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=REPO, check=True)
+    listed = re.findall(r"^  --(\w+) \(default: ", proc.stdout, re.M)
+    assert sorted(listed) == sorted(mpl_flags.names())
+    assert "--verbosity" not in proc.stdout  # absl's: under --helpfull
+    titles = [line[:-1] for line in proc.stdout.splitlines()
+              if line[:-1] in config.TOPICS.values()]
+    assert titles == list(config.TOPICS.values())

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf.models import registry
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.uda import teacher_images
@@ -19,7 +19,7 @@ def _trainer(view, feedback, label, low_memory=False):
     # training-mode forward on the same batch (batch-norm batch statistics).
     cfg = registry.ModelConfig("cnn-tiny", 10, SIZE, dense_dropout_rate=0.0)
     keras.utils.set_random_seed(1)
-    step = StepConfig(uda_weight=1.0, uda_threshold=0.0, mpl_label=label,
+    step = StepConfig(weight_decay=0.0, uda_weight=1.0, uda_threshold=0.0, mpl_label=label,
                       mpl_feedback=feedback, mpl_label_view=view,
                       mpl_low_memory=low_memory)
     trainer = MPLModel(step, registry.build(cfg, "teacher"),

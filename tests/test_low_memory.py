@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from mpl_tf import params as params_lib
+from mpl_tf import config
 from mpl_tf.errors import ConfigError
 from mpl_tf.models import registry
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 
@@ -58,11 +58,11 @@ def test_low_memory_step_equals_the_default_step(label, view):
 
 
 def test_low_memory_needs_the_taylor_feedback():
-    p = params_lib.defaults(dataset_name="digits_50_mpl", output_dir="/tmp/x",
+    p = config.defaults(dataset_name="digits_50_mpl", output_dir="/tmp/x",
                             mpl_low_memory=True, mpl_feedback="exact",
                             mpl_label="soft")
     with pytest.raises(ConfigError, match="--mpl_low_memory"):
-        params_lib.validate(p)
+        config.validate(p)
 
 
 def test_wrn_recomputing_steps_equal_the_plain_step():

@@ -13,7 +13,7 @@ import tensorflow as tf
 from step_fixtures import floatx
 from mpl_tf import losses
 from mpl_tf.training import meta_gradient
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 
@@ -99,7 +99,8 @@ def test_hard_labels_have_no_pathwise_meta_gradient():
 @pytest.mark.parametrize("label", ["soft", "hard", "sample"])
 def test_exact_train_step_updates_both_networks(label):
     trainer, batch = _setup("float32")
-    trainer.cfg = StepConfig(mpl_feedback="exact", mpl_label=label)
+    trainer.cfg = StepConfig(weight_decay=0.0, mpl_feedback="exact",
+                             mpl_label=label)
     trainer.build_optimizers()
     t_before = [v.numpy().copy() for v in trainer.teacher.trainable_variables]
     s_before = [v.numpy().copy() for v in trainer.student.trainable_variables]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.uda import UDAModel
@@ -30,7 +30,7 @@ def _linear(name, bias):
 
 
 def _one_teacher_update(mode, teacher_bias, true_label, feedback="taylor"):
-    cfg = StepConfig(uda_weight=0.0,
+    cfg = StepConfig(weight_decay=0.0, uda_weight=0.0,
                      uda_threshold=1.0, mpl_feedback=feedback)
     teacher = _linear("teacher", teacher_bias)
     t_opt = make_optimizer(0.5, "sgd", "t")

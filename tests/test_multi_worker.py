@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 import launch_local_workers  # noqa: E402
-from mpl_tf import params as params_lib  # noqa: E402
+from mpl_tf import config  # noqa: E402
 from mpl_tf.data import loader, teacher_labels  # noqa: E402
 
 ARGS = ["--dataset_name=digits_30_mpl", "--model_type=cnn-tiny",
@@ -69,7 +69,7 @@ def test_two_local_workers_match_one_process(tmp_path):
 def test_reduced_mpl_on_two_local_workers_matches_one_process(tmp_path):
     # Stored distributions for this run's images (any values will do: the
     # check is that two workers train like one process on them).
-    p = params_lib.defaults(dataset_name="digits_30_mpl", image_size=12,
+    p = config.defaults(dataset_name="digits_30_mpl", image_size=12,
                             output_dir=str(tmp_path))
     source = loader.load_source(p)
     rng = np.random.default_rng(0)

@@ -12,12 +12,12 @@ import tensorflow as tf
 
 from interrupted_run import checkpoint_tensors, straight_and_killed
 from step_fixtures import central_differences, floatx
-from mpl_tf import main, params as params_lib
+from mpl_tf import config, main
 from mpl_tf.data import teacher_labels
 from mpl_tf.errors import ConfigError
 from mpl_tf.models.reduced_teacher import ReducedTeacher, build_reduced_teacher
 from mpl_tf.schedules import WarmupDecay
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.reduced_mpl import ReducedMPLModel
 
@@ -139,7 +139,7 @@ def test_exact_meta_gradient_into_the_reduced_teacher_matches_fd():
 
 def test_first_pseudo_labels_are_the_stored_teachers_argmax():
     trainer = ReducedMPLModel(
-        StepConfig(mpl_feedback="taylor", mpl_label="hard"),
+        StepConfig(weight_decay=0.0, mpl_feedback="taylor", mpl_label="hard"),
         build_reduced_teacher(K, 8), _student(2),
         make_optimizer(0.1, "sgd", "t"), make_optimizer(0.1, "sgd", "s"))
     trainer.build_optimizers()
@@ -184,7 +184,7 @@ def _student_params(out, labels, **kw):
                   log_every=2, mpl_student_lr_wait_steps=0,
                   output_dir=str(out), teacher_labels=str(labels))
     values.update(kw)
-    return params_lib.defaults(**values)
+    return config.defaults(**values)
 
 
 def test_the_student_run_never_builds_the_large_teacher(labels_dir, tmp_path):

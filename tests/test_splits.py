@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mpl_tf import params
+from mpl_tf import config
 from mpl_tf.data import digits, splits
 from mpl_tf.errors import ConfigError
 
@@ -71,7 +71,7 @@ def test_digits_num_val_comes_from_training_images_not_test():
 
 
 def test_negative_num_val_is_rejected():
-    p = params.defaults(dataset_name="digits_50", output_dir="/tmp/unused",
+    p = config.defaults(dataset_name="digits_50", output_dir="/tmp/unused",
                         num_val=-1)
     with pytest.raises(ConfigError, match="--num_val=-1 is not valid"):
-        params.validate(p)
+        config.validate(p)

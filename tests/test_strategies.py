@@ -7,10 +7,10 @@ import sys
 import pytest
 import tensorflow as tf
 
-from mpl_tf import distribute, params
+from mpl_tf import config, distribute
 from mpl_tf.errors import ConfigError
 from mpl_tf.models import registry
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 
@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _p(**kw):
-    return params.defaults(dataset_name="digits_50_mpl", output_dir="/tmp/x",
+    return config.defaults(dataset_name="digits_50_mpl", output_dir="/tmp/x",
                            **kw)
 
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mpl_tf import labeling, main, params as params_lib
+from mpl_tf import config, labeling, main
 from mpl_tf.data import loader, teacher_labels
 from mpl_tf.data.augment import AugmentConfig
 from mpl_tf.data.pipeline import TrainInput
@@ -178,7 +178,7 @@ def test_reduced_mpl_on_svhn_with_its_streamed_extra_split(svhn_dir, tmp_path,
     common = dict(dataset_name="svhn_10_mpl", data_dir=svhn_dir,
                   svhn_use_extra=True, model_type="cnn-tiny",
                   train_batch_size=4, uda_data=2, eval_batch_size=16)
-    p = params_lib.defaults(output_dir=str(tmp_path / "teacher"), **common)
+    p = config.defaults(output_dir=str(tmp_path / "teacher"), **common)
     with tfds.testing.mock_data(num_examples=30, data_dir=svhn_dir):
         source = loader.load_source(p)
         network = keras.Sequential([keras.Input((32, 32, 3)),
@@ -189,7 +189,7 @@ def test_reduced_mpl_on_svhn_with_its_streamed_extra_split(svhn_dir, tmp_path,
         assert meta["keys"] == {"labeled": "position", "unlabeled": "stream"}
         assert meta["counts"] == {"labeled": 10, "unlabeled": 60}
         assert len(meta["shards"]["unlabeled"]) == 4   # 16+16+16+12
-        result = main.run(params_lib.defaults(
+        result = main.run(config.defaults(
             output_dir=str(tmp_path / "student"), num_train_steps=2,
             save_every=2, log_every=1, mpl_student_lr_wait_steps=0,
             teacher_labels=str(tmp_path / "teacher"), **common))

@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from mpl_tf import params as params_lib, task
+from mpl_tf import config, task
 from mpl_tf.data import loader
 from mpl_tf.errors import ConfigError
 
@@ -12,7 +12,7 @@ def _params(**kw):
     values = dict(dataset_name="digits_30_mpl", output_dir="/tmp/unused",
                   model_type="cnn-tiny", image_size=12)
     values.update(kw)
-    return params_lib.validate(params_lib.defaults(**values))
+    return config.validate(config.defaults(**values))
 
 
 def test_the_teacher_gets_its_own_network():

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from step_fixtures import central_differences, floatx
 from mpl_tf.schedules import WarmupDecay
-from mpl_tf.training.base import StepConfig
+from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.uda import UDAModel

@@ -18,6 +18,7 @@ from it (`.take`, `.map`) starts again at step 0.
 import numpy as np
 import tensorflow as tf
 
+from mpl_tf import config
 from mpl_tf.data import loader, pipeline, teacher_labels
 from mpl_tf.data.arrays import arrays_source
 from mpl_tf.data.augment import AugmentConfig
@@ -29,10 +30,10 @@ START_STEP_ATTR = "_mpl_tf_start_step"
 # before `fit` trains).
 LABELS_ATTR = "_mpl_tf_labels"
 
-# The flags' defaults (tests/test_keras_api.py checks they stay equal).
-DEFAULT_BATCH_SIZE = 128
-DEFAULT_UDA_DATA = 4
-DEFAULT_MAGNITUDE = 5
+# The flags' defaults.
+DEFAULT_BATCH_SIZE = config.RunConfig().train_batch_size
+DEFAULT_UDA_DATA = config.RunConfig().uda_data
+DEFAULT_MAGNITUDE = config.RunConfig().augment_magnitude
 MODES = ("mpl", "uda", "supervised")
 
 
@@ -159,8 +160,5 @@ def load_source(dataset_name, **flags):
     "digits_50_mpl", "cifar10_4000_mpl"), with other flags as keyword
     arguments (seed, data_dir, image_size, num_val, ...). Defines the CLI's
     absl flags on first use."""
-    # pylint: disable=import-outside-toplevel  (params defines absl flags)
-    from mpl_tf import params as params_lib
-
-    params = params_lib.defaults(dataset_name=dataset_name, **flags)
-    return loader.load_source(params)
+    return loader.load_source(config.defaults(dataset_name=dataset_name,
+                                              **flags))

@@ -8,12 +8,8 @@ from mpl_tf.data.augment import AugmentConfig
 from mpl_tf.errors import ConfigError
 
 
-def explicitly_set(params, name):
-    return name in params.explicit
-
-
 def _image_size(params, default):
-    return params.image_size if explicitly_set(params, "image_size") else default
+    return params.image_size if params.is_set("image_size") else default
 
 
 # Flags that only mean something for some sources: giving them to another
@@ -29,7 +25,7 @@ _SOURCE_ONLY_FLAGS = {
 
 def _check_source_flags(params, source):
     for flag, sources in _SOURCE_ONLY_FLAGS.items():
-        if explicitly_set(params, flag) and getattr(params, flag) and \
+        if params.is_set(flag) and getattr(params, flag) and \
                 source not in sources:
             raise ConfigError(
                 f"--{flag} applies only to {' / '.join(sources)} datasets, "
@@ -70,13 +66,13 @@ def load_source(params):
 
 
 def check_against_source(params, source):
-    if explicitly_set(params, "num_classes") and \
+    if params.is_set("num_classes") and \
             params.num_classes != source.num_classes:
         raise ConfigError(
             f"--num_classes={params.num_classes} conflicts with "
             f"{params.dataset_name}, which has {source.num_classes} classes; "
             "drop the flag or set it to that")
-    if explicitly_set(params, "image_size") and \
+    if params.is_set("image_size") and \
             params.image_size != source.image_size:
         raise ConfigError(
             f"--image_size={params.image_size} conflicts with "

@@ -157,7 +157,7 @@ def _num_classes(builder):
 
 def _load_imagenet(name, params, spec, builder):
     """ImageNet: every split streamed; labels read once to choose splits."""
-    size = (params.image_size if "image_size" in params.explicit
+    size = (params.image_size if params.is_set("image_size")
             else IMAGENET_DEFAULT_SIZE)
     labels = tfds_files.read_labels(builder, "train")
     parts = splits.partition(labels, _num_labeled(name, len(labels)),

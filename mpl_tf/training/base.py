@@ -9,42 +9,11 @@ feedback are not finite changes no variable. It runs in a replica context
 replica.
 """
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training import nonfinite
-
-
-@dataclasses.dataclass(frozen=True)
-class StepConfig:
-    """The hyper-parameters a train step reads (names as the flags)."""
-
-    label_smoothing: float = 0.0
-    weight_decay: float = 0.0
-    grad_bound: float = 1e9
-    uda_temp: float = 0.75
-    uda_threshold: float = 0.6
-    uda_weight: float = 1.0
-    uda_steps: int = 10000
-    ema_decay: float = 0.0
-    mpl_label: str = "hard"
-    # Which of the teacher's views of an unlabeled image gives the student's
-    # label: "strong" (the reference: the view the student trains on) or
-    # "weak" (the teacher's prediction on the lightly augmented view).
-    mpl_label_view: str = "strong"
-    mpl_feedback: str = "taylor"
-    mpl_baseline_decay: float = 0.99
-    mpl_low_memory: bool = False
-    # WRN teacher: recompute its first group's activations in backprop
-    # instead of holding them while the student trains (recompute.py).
-    mpl_recompute_teacher: bool = True
-    # "paired": CE_old and CE_new from the same images, batch-norm mode and
-    # dropout mask; "reference": CE_old from the student's training pass.
-    mpl_feedback_pairing: str = "paired"
-    seed: int = 0
 
 
 def replica_count():

@@ -38,8 +38,6 @@ from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
 from mpl_tf.training.uda import (split_teacher_logits, teacher_images,
                                  teacher_losses, uda_metrics)
 
-FEEDBACK_PAIRINGS = ("paired", "reference")
-
 # The feedback of one step, all global: the student's labeled loss before
 # and after its update, h = before - after, the new baseline, h - baseline.
 Feedback = collections.namedtuple(
@@ -109,10 +107,6 @@ class MPLModel(TrainerModel):
                  student_optimizer, ema_network=None, **kwargs):
         super().__init__(cfg, deployed=student, ema_network=ema_network,
                          **kwargs)
-        if cfg.mpl_feedback_pairing not in FEEDBACK_PAIRINGS:
-            raise ValueError(
-                f"mpl_feedback_pairing={cfg.mpl_feedback_pairing!r}: expected "
-                f"one of {FEEDBACK_PAIRINGS}")
         self.teacher = teacher
         self.student = student
         self.teacher_optimizer = teacher_optimizer
