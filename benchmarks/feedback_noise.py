@@ -38,10 +38,10 @@ def feedback_trace(params):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from mpl_tf import task  # pylint: disable=import-outside-toplevel
-    from mpl_tf.data import loader  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data import registry  # pylint: disable=import-outside-toplevel
 
     strategy = tf.distribute.get_strategy()
-    source = loader.load_source(params)
+    source = registry.load_source(params)
     model = task.build_trainer(params, source, strategy)
     train_input = task.train_input(params, source)
     iterator = iter(strategy.distribute_datasets_from_function(

@@ -23,7 +23,7 @@ BATCH, MU, SIZE = 64, 7, 32
 
 
 def synthetic_source(num_images, num_labeled):
-    from mpl_tf.data import tfds_source  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data.sources import tfds as tfds_source  # pylint: disable=import-outside-toplevel
     from mpl_tf.data.source import Source, Split  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(0)
@@ -38,7 +38,7 @@ def synthetic_source(num_images, num_labeled):
 
 def measure(source, mode, engine, warmup, steps):
     """(steps/s, images/s) of TrainInput for `mode` and RandAugment engine."""
-    from mpl_tf.data.augment import AugmentConfig  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data.augment.ops import AugmentConfig  # pylint: disable=import-outside-toplevel
     from mpl_tf.data.pipeline import TrainInput  # pylint: disable=import-outside-toplevel
 
     cfg = AugmentConfig(image_size=SIZE, pad=4, hflip=True, fill=128.0,

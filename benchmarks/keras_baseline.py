@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from mpl_tf import flags as mpl_flags  # noqa: E402
 from mpl_tf import config  # noqa: E402
-from mpl_tf.data import loader  # noqa: E402
+from mpl_tf.data import registry  # noqa: E402
 
 
 def small_cnn(source):
@@ -49,7 +49,7 @@ def small_cnn(source):
 def run(dataset, labels, seed, epochs):
     p = config.defaults(dataset_name=f"{dataset}_{labels}",
                             output_dir="/tmp/unused", seed=seed)
-    source = loader.load_source(p)
+    source = registry.load_source(p)
     keras.utils.set_random_seed(seed)
     model = small_cnn(source)
     model.compile(keras.optimizers.Adam(1e-3),

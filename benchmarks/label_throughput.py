@@ -23,7 +23,7 @@ sys.path.insert(0, REPO)
 import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
 import numpy as np  # noqa: E402
 
-from mpl_tf import labeling  # noqa: E402
+from mpl_tf.data import teacher_labeling as labeling  # noqa: E402
 from mpl_tf.data import teacher_labels  # noqa: E402
 from mpl_tf.data.source import Split  # noqa: E402
 from mpl_tf.models import registry  # noqa: E402

@@ -402,8 +402,8 @@ class RunConfig(StepConfig):  # pylint: disable=too-many-instance-attributes
     @property
     def mode(self):
         """"mpl", "uda" or "supervised", from --dataset_name's suffix."""
-        from mpl_tf.data import names  # pylint: disable=import-outside-toplevel
-        return names.parse(self.dataset_name).mode
+        from mpl_tf.data import registry  # pylint: disable=import-outside-toplevel
+        return registry.parse(self.dataset_name).mode
 
     def is_set(self, name):
         """True if the user gave --name (on the command line, in a flagfile
@@ -495,13 +495,13 @@ def check(cfg, prefix="--"):
 def _check_run(cfg):
     """The rules between a run's options (flags only)."""
     # pylint: disable=import-outside-toplevel
-    from mpl_tf.data import names
+    from mpl_tf.data import registry
     from mpl_tf.models.registry import check_model_type
 
     if not cfg.dataset_name:
         raise ConfigError("--dataset_name is required, e.g. "
                           "--dataset_name=digits_50_mpl")
-    names.parse(cfg.dataset_name)
+    registry.parse(cfg.dataset_name)
     if not cfg.output_dir:
         raise ConfigError("--output_dir is required: the directory for "
                           "checkpoints, logs and the export")

@@ -34,7 +34,8 @@ class Evaluator:
     def __call__(self, split, batch_size):
         """{"top1", "top5", "loss", "count"} over the whole split."""
         dataset = self.strategy.distribute_datasets_from_function(
-            lambda ctx: pipeline.eval_dataset(split, batch_size, ctx))
+            lambda ctx: pipeline.eval_dataset(split, batch_size=batch_size,
+                                              input_context=ctx))
         totals = tf.zeros([4])
         for images, labels in dataset:
             totals += self._step(images, labels)

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.data import fit_input
+from mpl_tf.data import pipeline
 from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training import nonfinite
@@ -244,9 +244,9 @@ class _KerasTrainer:
         arguments = dict(bound.arguments)
         arguments.pop("self")
         arguments.setdefault("shuffle", False)
-        self._check_labels(getattr(arguments.get("x"), fit_input.LABELS_ATTR,
+        self._check_labels(getattr(arguments.get("x"), pipeline.LABELS_ATTR,
                                    None))
-        start = getattr(arguments.get("x"), fit_input.START_STEP_ATTR, None)
+        start = getattr(arguments.get("x"), pipeline.START_STEP_ATTR, None)
         callbacks = arguments.get("callbacks")
         if start is not None and not isinstance(
                 callbacks, keras.callbacks.CallbackList):

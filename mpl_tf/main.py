@@ -161,7 +161,7 @@ class Run:
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
         from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
-        from mpl_tf.data import loader  # pylint: disable=import-outside-toplevel
+        from mpl_tf.data import registry  # pylint: disable=import-outside-toplevel
 
         self.params = params
         if params.task_mode != "train" and not os.path.isdir(params.output_dir) \
@@ -177,12 +177,12 @@ class Run:
                               "directory before launching instead")
         self.strategy = distribute.make_strategy(params)
         distribute.check_batch_sizes(params, self.strategy)
-        self.source = loader.load_source(params)
+        self.source = registry.load_source(params)
         check_output_dir(params, self.source)
         self.teacher_probs = None
         if params.teacher_labels and params.task_mode != "label":
             from mpl_tf.data import teacher_labels  # pylint: disable=import-outside-toplevel
-            self.teacher_probs = teacher_labels.load(
+            self.teacher_probs = teacher_labels.read(
                 params.teacher_labels,
                 teacher_labels.identity(params, self.source))
         if params.deterministic:
@@ -327,11 +327,11 @@ def export_only(run):
     return {"export": path, "checkpoint": restored, "trainer": loop.model}
 
 
-def label(run):
-    from mpl_tf import labeling  # pylint: disable=import-outside-toplevel
+def store_teacher_labels(run):
+    from mpl_tf.data import teacher_labeling  # pylint: disable=import-outside-toplevel
 
     loop, restored = run.restore_main()
-    directory, per_second = labeling.label(
+    directory, per_second = teacher_labeling.label(
         run.params, run.source, loop.model.eval_network, restored,
         loop.model.global_step.numpy())
     print(f"stored the class distributions of {restored} in {directory} "
@@ -341,7 +341,7 @@ def label(run):
 
 
 TASKS = {"train": train, "finetune": finetune, "eval": evaluate,
-         "export": export_only, "label": label}
+         "export": export_only, "label": store_teacher_labels}
 
 
 def run(params):

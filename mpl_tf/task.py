@@ -9,7 +9,7 @@ import dataclasses
 import keras
 
 from mpl_tf import config
-from mpl_tf.data import loader as data_lib
+from mpl_tf.data.augment.ops import augment_config
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.models import registry
 from mpl_tf.models.reduced_teacher import build_reduced_teacher
@@ -98,10 +98,18 @@ def build_trainer(params, source, strategy):
     return model
 
 
+def augmentation(params, source):
+    """The source's augmentation with --hflip, --augment_magnitude and
+    --randaugment."""
+    return augment_config(source, {"hflip": params.hflip,
+                                   "magnitude": params.augment_magnitude,
+                                   "randaugment": params.randaugment})
+
+
 def train_input(params, source, teacher_probs=None):
     labeled_view = ("strong" if params.mode == "supervised"
                     and params.use_augment else "weak")
-    return TrainInput(source, data_lib.augment_config(params, source),
+    return TrainInput(source, augmentation(params, source),
                       params.mode, params.train_batch_size, params.uda_data,
                       params.seed, labeled_view=labeled_view,
                       teacher_probs=teacher_probs)
@@ -127,6 +135,6 @@ def build_finetuner(params, source, strategy, start_network):
 
 
 def finetune_input(params, source):
-    return TrainInput(source, data_lib.augment_config(params, source),
+    return TrainInput(source, augmentation(params, source),
                       "supervised", params.train_batch_size, params.uda_data,
                       params.seed)

@@ -32,7 +32,8 @@ if __name__ == "__main__" and "replicas" in sys.argv[1:2]:
 import keras  # noqa: E402
 
 import mpl_tf  # noqa: E402
-from mpl_tf.data import digits, fit_input  # noqa: E402
+from mpl_tf.data import pipeline  # noqa: E402
+from mpl_tf.data.sources import digits  # noqa: E402
 from mpl_tf.data.pipeline import TrainInput  # noqa: E402
 
 SIZE = 8
@@ -93,10 +94,10 @@ def max_diff(a, b):
 
 def fit_replicas(strategy, args, src):
     mpl = build(strategy, args.grad_bound, sync_bn=True)
-    ds = fit_input.source_train_dataset(src, batch_size=8, uda_data=2,
+    ds = pipeline.source_train_dataset(src, batch_size=8, uda_data=2,
                                         seed=1)
     history = mpl.fit(ds, epochs=args.steps, steps_per_epoch=1, verbose=0)
-    evaluation = mpl.evaluate(fit_input.eval_dataset(src.test, batch_size=64),
+    evaluation = mpl.evaluate(pipeline.eval_dataset(src.test, batch_size=64),
                               return_dict=True, verbose=0)
     return mpl, history.history, evaluation
 
@@ -104,10 +105,10 @@ def fit_replicas(strategy, args, src):
 def replica_shares(strategy, src):
     """Largest difference between the rows `fit` gives each replica of the
     first batch and the rows TrainInput gives that replica itself."""
-    ds = fit_input.source_train_dataset(src, batch_size=8, uda_data=2,
+    ds = pipeline.source_train_dataset(src, batch_size=8, uda_data=2,
                                         seed=1)
     split = next(iter(strategy.experimental_distribute_dataset(ds)))
-    own_input = TrainInput(src, fit_input.augment_config(src), "mpl", 8, 2, 1)
+    own_input = TrainInput(src, pipeline.augment_config(src), "mpl", 8, 2, 1)
     own = next(iter(strategy.distribute_datasets_from_function(
         own_input.dataset)))
     diff = 0.0
@@ -159,7 +160,7 @@ class _Epochs(keras.callbacks.Callback):
 def fit_with_backup(args, backup_dir, hang_after_epoch=None):
     src = source()
     mpl = build(tf.distribute.get_strategy(), 1e9, dropout=0.3)
-    ds = fit_input.source_train_dataset(src, batch_size=8, uda_data=2,
+    ds = pipeline.source_train_dataset(src, batch_size=8, uda_data=2,
                                         seed=1)
     epochs = _Epochs()
     callbacks = [epochs]

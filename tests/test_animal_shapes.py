@@ -7,7 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from mpl_tf.data import animal_shapes, names
+from mpl_tf.data import registry
+from mpl_tf.data.sources import animal_shapes
 from mpl_tf.errors import ConfigError
 
 
@@ -26,7 +27,7 @@ def _files(tmp_path):
 def test_splits_channels_and_flips(files):
     directory, grey, labels = files
     source = animal_shapes.load(100, seed=3, directory=str(directory))
-    assert names.parse("animal_shapes_100_mpl").source == "animal_shapes"
+    assert registry.parse("animal_shapes_100_mpl").source == "animal_shapes"
     assert (source.image_size, source.channels, source.num_classes) == (28, 3, 10)
     assert source.hflip
     assert len(source.test) == 2000

@@ -7,7 +7,10 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf import config
-from mpl_tf.data import augment, digits, loader, names, splits
+from mpl_tf import task
+from mpl_tf.data import registry, splits
+from mpl_tf.data.augment import ops as augment
+from mpl_tf.data.sources import digits
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.data.source import Source, Split, StreamedSplit
 from mpl_tf.errors import ConfigError
@@ -58,18 +61,20 @@ def test_digits_splits_are_disjoint_and_test_is_fixed():
 
 
 def test_dataset_names():
-    assert names.parse("digits_50_mpl") == names.DatasetName("digits", 50, "mpl")
-    assert names.parse("cifar10_4000").mode == "supervised"
-    assert names.parse("imagenet_10_percent_uda").labeled_fraction == 0.1
+    assert registry.parse("digits_50_mpl") == registry.DatasetName("digits", 50, "mpl")
+    assert registry.parse("cifar10_4000").mode == "supervised"
+    assert registry.parse("imagenet_10_percent_uda").labeled_fraction == 0.1
     with pytest.raises(ConfigError, match="not a dataset name"):
-        names.parse("digits_mpl")
+        registry.parse("mnist_50_mpl")
+    with pytest.raises(ConfigError, match="give the number of labeled"):
+        registry.parse("digits_mpl")
 
 
 def _mpl_input(global_batch=8, uda_data=3):
     p = config.defaults(dataset_name="digits_40_mpl", output_dir="/tmp/x",
                         augment_magnitude=10)
-    source = loader.load_source(p)
-    cfg = loader.augment_config(p, source)
+    source = registry.load_source(p)
+    cfg = task.augmentation(p, source)
     return TrainInput(source, cfg, "mpl", global_batch, uda_data, seed=0), cfg
 
 
@@ -129,7 +134,7 @@ def test_streamed_and_in_memory_sources_get_the_same_views():
     context = tf.distribute.InputContext(num_input_pipelines=1,
                                          input_pipeline_id=0,
                                          num_replicas_in_sync=2)
-    cfg = loader.augment_config(config.defaults(), in_memory)
+    cfg = task.augmentation(config.defaults(), in_memory)
     batches = []
     for source in (in_memory, streamed):
         # deterministic: a streamed source's elements may otherwise come out

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mpl_tf import task
 from mpl_tf import config, main
 from mpl_tf import flags as mpl_flags
-from mpl_tf.data import folder, loader, names
+from mpl_tf.data import registry
+from mpl_tf.data.sources import folder
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.errors import ConfigError
 
@@ -54,16 +56,16 @@ def _params(folders, **overrides):
 
 
 def test_names():
-    assert names.parse("image_folder") == names.DatasetName(
+    assert registry.parse("image_folder") == registry.DatasetName(
         "image_folder", None, "supervised")
-    assert names.parse("image_folder_uda").mode == "uda"
-    assert names.parse("image_folder_4_mpl") == names.DatasetName(
+    assert registry.parse("image_folder_uda").mode == "uda"
+    assert registry.parse("image_folder_4_mpl") == registry.DatasetName(
         "image_folder", 4, "mpl")
 
 
 def test_corrupt_file_stops_the_run_with_its_path(folders, tmp_path):
     with pytest.raises(ConfigError) as err:
-        loader.load_source(_params(folders))
+        registry.load_source(_params(folders))
     msg = str(err.value)
     assert folders["broken"] in msg and "--skip_bad_images" in msg
     assert msg.startswith("1 image files cannot be decoded")
@@ -77,7 +79,7 @@ def test_corrupt_file_stops_the_run_with_its_path(folders, tmp_path):
 
 def test_skip_bad_images_skips_and_counts(folders, caplog):
     caplog.set_level(logging.WARNING)
-    source = loader.load_source(_params(folders, skip_bad_images=True))
+    source = registry.load_source(_params(folders, skip_bad_images=True))
     assert "skipped 1 files" in caplog.text
     assert source.split_indices["skipped_bad_images"] == 1
     assert source.num_classes == 2 and source.image_size == 16
@@ -95,15 +97,15 @@ def test_skip_bad_images_skips_and_counts(folders, caplog):
 def test_labeled_subset_val_and_unlabeled_pool(folders):
     p = _params(folders, dataset_name="image_folder_4_mpl", num_val=2,
                 skip_bad_images=True, labeled_in_unlabeled=False, seed=3)
-    source = loader.load_source(p)
+    source = registry.load_source(p)
     idx = source.split_indices
     assert np.bincount(source.labeled.labels).tolist() == [2, 2]
     assert np.bincount(source.val.labels).tolist() == [1, 1]
     assert not set(idx["val"]) & set(idx["labeled"])
     assert len(source.unlabeled) == 12 - 4 - 2 + 5
-    again = loader.load_source(p).split_indices
+    again = registry.load_source(p).split_indices
     assert again["labeled"] == idx["labeled"] and again["val"] == idx["val"]
-    batch = next(iter(TrainInput(source, loader.augment_config(p, source),
+    batch = next(iter(TrainInput(source, task.augmentation(p, source),
                                  "mpl", 4, 2, seed=0).dataset()))
     assert batch["l_images"].shape == (4, 16, 16, 3)
     assert batch["u_strong"].shape == (8, 16, 16, 3)
@@ -124,42 +126,42 @@ def test_eval_class_unknown_to_train(folders):
 ])
 def test_bad_folder_flags(folders, overrides, needle):
     with pytest.raises(ConfigError, match=needle):
-        loader.load_source(_params(folders, **overrides))
+        registry.load_source(_params(folders, **overrides))
 
 
 def test_hflip_flag_overrides_the_sources_choice(folders):
     p = _params(folders, skip_bad_images=True)
-    source = loader.load_source(p)
-    assert loader.augment_config(p, source).hflip  # folders: on by default
+    source = registry.load_source(p)
+    assert task.augmentation(p, source).hflip  # folders: on by default
     off = _params(folders, skip_bad_images=True, hflip=False)
-    assert not loader.augment_config(off, source).hflip
+    assert not task.augmentation(off, source).hflip
     digits = config.defaults(dataset_name="digits_50", output_dir="/tmp/x")
-    d_source = loader.load_source(digits)
-    assert not loader.augment_config(digits, d_source).hflip
+    d_source = registry.load_source(digits)
+    assert not task.augmentation(digits, d_source).hflip
     on = config.defaults(dataset_name="digits_50", output_dir="/tmp/x",
                          hflip=True)
-    assert loader.augment_config(on, d_source).hflip
+    assert task.augmentation(on, d_source).hflip
 
 
 def test_unlabeled_labels_from_class_subfolders_for_diagnosis(folders):
     _write(os.path.join(folders["unlabeled_dir"], "dog", "d.png"), 7)
     p = _params(folders, skip_bad_images=True, dataset_name="image_folder_4_mpl",
                 labeled_in_unlabeled=False)
-    source = loader.load_source(p)
+    source = registry.load_source(p)
     labels = source.unlabeled.labels
     # 12 - 4 labeled train images (known), then the 6 extra files in sorted
     # path order: a/... (5, unknown) and dog/d.png (class 1).
     assert len(labels) == len(source.unlabeled) == 8 + 6
     assert (labels[:8] >= 0).all()
     assert labels[8:].tolist() == [-1] * 5 + [1]
-    batch = next(iter(TrainInput(source, loader.augment_config(p, source),
+    batch = next(iter(TrainInput(source, task.augmentation(p, source),
                                  "mpl", 4, 2, seed=0).dataset()))
     assert batch["u_labels"].shape == (8,)
 
 
 def test_reading_folders_says_what_it_reads(folders, caplog):
     caplog.set_level(logging.INFO, logger="absl")
-    loader.load_source(_params(folders, skip_bad_images=True))
+    registry.load_source(_params(folders, skip_bad_images=True))
     assert f"reading --train_dir={folders['train_dir']}: 13 image files" \
         in caplog.text
     assert "image folders: 2 classes; 12 labeled, 17 unlabeled (5 from " \
@@ -168,7 +170,7 @@ def test_reading_folders_says_what_it_reads(folders, caplog):
 
 def test_supervised_run_says_it_ignores_the_unlabeled_dir(folders, caplog):
     caplog.set_level(logging.WARNING)
-    loader.load_source(_params(folders, skip_bad_images=True,
+    registry.load_source(_params(folders, skip_bad_images=True,
                                dataset_name="image_folder"))
     assert f"--unlabeled_dir={folders['unlabeled_dir']} is not used" \
         in caplog.text

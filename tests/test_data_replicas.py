@@ -25,8 +25,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import tensorflow_datasets as tfds
+from mpl_tf import task
 from mpl_tf import config
-from mpl_tf.data import loader
+from mpl_tf.data import registry
 from mpl_tf.data.pipeline import TrainInput
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {"replicas": strategy.num_replicas_in_sync}
@@ -38,8 +39,8 @@ def per_replica(ti):
             for k, v in batch.items()}
 
 p = config.defaults(dataset_name="digits_40_mpl", output_dir="/tmp/unused")
-s = loader.load_source(p)
-ti = TrainInput(s, loader.augment_config(p, s), "mpl", 8, 2, seed=0)
+s = registry.load_source(p)
+ti = TrainInput(s, task.augmentation(p, s), "mpl", 8, 2, seed=0)
 parts = per_replica(ti)
 whole = next(iter(ti.dataset()))
 out["memory_shapes"] = {k: [list(t.shape) for t in v] for k, v in parts.items()}
@@ -50,8 +51,8 @@ data_dir = sys.argv[1]
 with tfds.testing.mock_data(num_examples=60, data_dir=data_dir):
     p = config.defaults(dataset_name="imagenet_20_mpl", data_dir=data_dir,
                         output_dir="/tmp/unused", image_size=16)
-    s = loader.load_source(p)
-    ti = TrainInput(s, loader.augment_config(p, s), "mpl", 4, 3, seed=0)
+    s = registry.load_source(p)
+    ti = TrainInput(s, task.augmentation(p, s), "mpl", 4, 3, seed=0)
     parts = per_replica(ti)
 out["stream_shapes"] = {k: [list(t.shape) for t in v] for k, v in parts.items()}
 print("RESULT " + json.dumps(out))

@@ -15,9 +15,12 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from mpl_tf import task
 from mpl_tf import config, main
 from mpl_tf import flags as mpl_flags
-from mpl_tf.data import crops, loader, tfds_files
+from mpl_tf.data import registry
+from mpl_tf.data.sources import tfds_crops as crops
+from mpl_tf.data.sources import tfds_files
 from mpl_tf.data.pipeline import TrainInput, eval_dataset
 from mpl_tf.data.source import StreamedSplit
 from mpl_tf.errors import ConfigError
@@ -45,7 +48,7 @@ def _params(data_dir, name, **overrides):
 
 def _load(data_dir, name, **overrides):
     with tfds.testing.mock_data(num_examples=N, data_dir=data_dir):
-        return loader.load_source(_params(data_dir, name, **overrides))
+        return registry.load_source(_params(data_dir, name, **overrides))
 
 
 def test_missing_data_fails_fast_and_says_how_to_provide_it(tmp_path):
@@ -68,7 +71,7 @@ def test_missing_data_fails_fast_and_says_how_to_provide_it(tmp_path):
 
 def test_missing_imagenet_gives_the_manual_download_steps(tmp_path):
     with pytest.raises(ConfigError) as err:
-        loader.load_source(_params(str(tmp_path), "imagenet_10_percent_mpl"))
+        registry.load_source(_params(str(tmp_path), "imagenet_10_percent_mpl"))
     msg = str(err.value)
     assert "ILSVRC2012_img_train.tar" in msg and "ILSVRC2012_img_val.tar" in msg
     assert os.path.join(str(tmp_path), "downloads", "manual") in msg
@@ -89,7 +92,7 @@ def test_cifar10_in_memory_with_reference_normalisation(data_dir):
     idx = s.split_indices
     assert not set(idx["val"]) & set(idx["labeled"])
     assert not set(idx["val"]) & set(idx["unlabeled"])
-    cfg = loader.augment_config(_params(data_dir, "cifar10_20_mpl"), s)
+    cfg = task.augmentation(_params(data_dir, "cifar10_20_mpl"), s)
     assert (cfg.pad, cfg.fill, cfg.cutout, cfg.hflip) == (4, 128.0, 16, True)
 
 
@@ -105,12 +108,12 @@ def test_cifar100_classes_and_conflicting_flags(data_dir):
 
 def test_svhn_is_not_flipped_and_extra_is_streamed(data_dir):
     s = _load(data_dir, "svhn_10_mpl")
-    cfg = loader.augment_config(_params(data_dir, "svhn_10_mpl"), s)
+    cfg = task.augmentation(_params(data_dir, "svhn_10_mpl"), s)
     assert (cfg.pad, cfg.fill, cfg.cutout, cfg.hflip) == (4, 128.0, 16, False)
     assert not s.streamed
     p = _params(data_dir, "svhn_10_mpl", svhn_use_extra=True)
     with tfds.testing.mock_data(num_examples=N, data_dir=data_dir):
-        s = loader.load_source(p)
+        s = registry.load_source(p)
         assert s.streamed and isinstance(s.unlabeled, StreamedSplit)
         assert len(s.unlabeled) == N + N  # train (labeled inside) + extra
         stream = s.unlabeled.read(training=True, seed=0).batch(2 * N + 1)
@@ -121,12 +124,12 @@ def test_svhn_is_not_flipped_and_extra_is_streamed(data_dir):
 def test_imagenet_streams_every_split(data_dir):
     p = _params(data_dir, "imagenet_10_percent_mpl", image_size=24, num_val=5)
     with tfds.testing.mock_data(num_examples=N, data_dir=data_dir):
-        s = loader.load_source(p)
+        s = registry.load_source(p)
         assert (s.num_classes, s.image_size, s.crop) == (1000, 24, "inception")
         assert all(isinstance(x, StreamedSplit)
                    for x in (s.labeled, s.unlabeled, s.val, s.test))
         assert len(s.labeled) == round(0.1 * N) and len(s.val) == 5
-        cfg = loader.augment_config(p, s)
+        cfg = task.augmentation(p, s)
         assert (cfg.pad, cfg.cutout, cfg.hflip) == (0, 0, True)
         # The labeled stream carries exactly the labeled images.
         labels = [int(y) for _, y in s.labeled.read(training=False)]
@@ -146,8 +149,8 @@ def test_imagenet_streams_every_split(data_dir):
 def test_streamed_order_is_deterministic_on_request(data_dir):
     p = _params(data_dir, "imagenet_30_uda", image_size=16)
     with tfds.testing.mock_data(num_examples=N, data_dir=data_dir):
-        s = loader.load_source(p)
-        ti = TrainInput(s, loader.augment_config(p, s), "supervised", 4, 1,
+        s = registry.load_source(p)
+        ti = TrainInput(s, task.augmentation(p, s), "supervised", 4, 1,
                         seed=0, deterministic=True)
 
         def labels(start):
@@ -213,7 +216,7 @@ class _Unprepared:
 @pytest.mark.parametrize("download", [False, True])
 def test_data_download_asks_tfds_to_download_and_only_then(monkeypatch,
                                                            download):
-    from mpl_tf.data import tfds_source  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data.sources import tfds as tfds_source  # pylint: disable=import-outside-toplevel
     fake = _Unprepared()
     monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: fake)
     if download:
@@ -231,5 +234,5 @@ def test_the_flag_reaches_tfds(monkeypatch):
     fake = _Unprepared()
     monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: fake)
     with pytest.raises(Exception):  # the stand-in has no data to read
-        loader.load_source(_params("/d", "cifar10_40_mpl", data_download=True))
+        registry.load_source(_params("/d", "cifar10_40_mpl", data_download=True))
     assert fake.downloads == 1

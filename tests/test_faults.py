@@ -327,7 +327,8 @@ def test_fit_windows_leave_out_a_skipped_step(capsys):
     import keras
 
     import mpl_tf
-    from mpl_tf.data import digits, fit_input
+    from mpl_tf.data import pipeline
+    from mpl_tf.data.sources import digits
 
     keras.utils.set_random_seed(0)
     dense = lambda: keras.Sequential([  # noqa: E731
@@ -338,7 +339,7 @@ def test_fit_windows_leave_out_a_skipped_step(capsys):
                                   uda_steps=4)
     mpl.compile()
     source = digits.load(50, seed=0, image_size=8)
-    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2)
+    train = pipeline.source_train_dataset(source, batch_size=8, uda_data=2)
     poisoned = train.enumerate().map(lambda i, b: {
         **b, "u_strong": b["u_strong"] * tf.where(i == 1, np.inf, 1.0)})
 

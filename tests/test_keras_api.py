@@ -19,7 +19,9 @@ import tensorflow as tf
 import mpl_tf
 from mpl_tf import keras_api
 from mpl_tf import flags as mpl_flags
-from mpl_tf.data import digits, fit_input
+from mpl_tf.data import pipeline
+from mpl_tf.data.augment import ops as augment_ops
+from mpl_tf.data.sources import digits
 from mpl_tf.data.pipeline import TrainInput
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -97,9 +99,9 @@ def test_defaults_are_the_flags_defaults():
     assert keras_api.MPL_TEACHER_LR == flag["mpl_teacher_lr"] * scaled
     assert keras_api.MPL_STUDENT_LR == flag["mpl_student_lr"] * scaled
     assert keras_api.LR == flag["lr"] * scaled
-    assert fit_input.DEFAULT_BATCH_SIZE == flag["train_batch_size"]
-    assert fit_input.DEFAULT_UDA_DATA == flag["uda_data"]
-    assert fit_input.DEFAULT_MAGNITUDE == flag["augment_magnitude"]
+    assert pipeline.DEFAULT_BATCH_SIZE == flag["train_batch_size"]
+    assert pipeline.DEFAULT_UDA_DATA == flag["uda_data"]
+    assert augment_ops.DEFAULT_MAGNITUDE == flag["augment_magnitude"]
     assert (mpl_tf.callbacks.DEFAULT_MAX_NONFINITE_STEPS
             == flag["max_nonfinite_steps"])
 
@@ -109,29 +111,29 @@ def test_import_mpl_tf_does_not_start_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, env=_env(),
                    timeout=300)
     assert mpl_tf.MetaPseudoLabels is keras_api.MetaPseudoLabels
-    assert mpl_tf.data.train_dataset is fit_input.train_dataset
+    assert mpl_tf.data.train_dataset is pipeline.train_dataset
     assert mpl_tf.data.digits is digits
 
 
 def test_train_dataset_gives_the_cli_batches(source):
     """Arrays in, TrainInput's batches out: the same draws and views."""
     augment = {"hflip": False, "fill": 0.0, "cutout": 2, "magnitude": 7}
-    ours = fit_input.train_dataset(
+    ours = pipeline.train_dataset(
         source.labeled.images, source.labeled.labels,
         source.unlabeled.images, batch_size=6, uda_data=2, augment=augment,
         seed=3, unlabeled_labels=source.unlabeled.labels)
-    cli = TrainInput(source, fit_input.augment_config(source, augment),
+    cli = TrainInput(source, pipeline.augment_config(source, augment),
                      "mpl", 6, 2, 3).dataset()
     for a, b in zip(ours.take(2), cli.take(2)):
         assert sorted(a) == sorted(b) == ["l_images", "l_labels", "u_labels",
                                           "u_strong", "u_weak"]
         for key in a:
             np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
-    supervised = fit_input.train_dataset(source.labeled.images,
+    supervised = pipeline.train_dataset(source.labeled.images,
                                          source.labeled.labels, batch_size=4)
     assert sorted(next(iter(supervised))) == ["l_images", "l_labels"]
     with pytest.raises(ValueError, match="unknown keys"):
-        fit_input.train_dataset(source.labeled.images, source.labeled.labels,
+        pipeline.train_dataset(source.labeled.images, source.labeled.labels,
                                 augment={"flip": False})
 
 
@@ -144,9 +146,9 @@ def test_fit_on_digits_learns(source):
         teacher=dense(64), student=dense(64), ema_decay=0.99,
         label_smoothing=0.1, weight_decay=5e-4, uda_steps=100)
     mpl.compile()
-    train = fit_input.source_train_dataset(source, batch_size=16, uda_data=4)
+    train = pipeline.source_train_dataset(source, batch_size=16, uda_data=4)
     history = mpl.fit(train, epochs=2, steps_per_epoch=200,
-                      validation_data=fit_input.eval_dataset(source.test),
+                      validation_data=pipeline.eval_dataset(source.test),
                       verbose=0)
     assert set(history.history) == {
         *CLI_NAMES, "mpl/feedback_window_mean", "mpl/feedback_window_std",
@@ -177,7 +179,7 @@ def test_steps_per_execution_and_a_second_fit(source):
                     steps_per_execution=steps_per_execution,
                     jit_compile=jit_compile)
         assert mpl.jit_compile == jit_compile
-        train = fit_input.source_train_dataset(source, batch_size=8,
+        train = pipeline.source_train_dataset(source, batch_size=8,
                                                uda_data=2)
         for _ in range(fits):
             mpl.fit(train, epochs=2 // fits, steps_per_epoch=3, verbose=0)
@@ -246,8 +248,8 @@ def test_backup_and_restore_resumes_after_sigkill(tmp_path):
 
 def test_keras_callbacks_and_saving(source, tmp_path):
     mpl = tiny_mpl()
-    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2)
-    test = fit_input.eval_dataset(source.test, batch_size=200)
+    train = pipeline.source_train_dataset(source, batch_size=8, uda_data=2)
+    test = pipeline.eval_dataset(source.test, batch_size=200)
     callbacks = [
         keras.callbacks.TensorBoard(str(tmp_path / "tb"), update_freq=2),
         keras.callbacks.ModelCheckpoint(str(tmp_path / "mpl.keras")),
@@ -302,7 +304,7 @@ def test_terminate_on_nan_stops_and_nothing_changes(source):
     guard), its `loss` is NaN and TerminateOnNaN stops fit there."""
     mpl = tiny_mpl()
     before = weights(mpl)
-    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2)
+    train = pipeline.source_train_dataset(source, batch_size=8, uda_data=2)
     poisoned = train.map(lambda b: {**b, "l_images": b["l_images"] * np.nan})
     history = mpl.fit(poisoned, epochs=3, steps_per_epoch=4, verbose=0,
                       callbacks=[keras.callbacks.TerminateOnNaN()])
@@ -338,7 +340,7 @@ def test_feedback_window_statistics_over_each_epoch(source):
     of the epoch's per-step feedback, as the CLI's over a log window."""
     mpl = tiny_mpl()
     seen = _BatchLogs()
-    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2)
+    train = pipeline.source_train_dataset(source, batch_size=8, uda_data=2)
     history = mpl.fit(train, epochs=2, steps_per_epoch=3, verbose=0,
                       callbacks=[seen])
     for epoch in range(2):
@@ -355,7 +357,7 @@ def test_stop_after_non_finite_steps(source):
     """The fit face of --max_nonfinite_steps: 2 tolerated, stopped at the
     third skipped step in a row, holding the last good step's weights."""
     mpl = tiny_mpl()
-    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2)
+    train = pipeline.source_train_dataset(source, batch_size=8, uda_data=2)
     poisoned = train.enumerate().map(lambda i, b: {
         **b, "l_images": b["l_images"] * tf.where(i >= 2, np.nan, 1.0)})
     seen = _BatchLogs()
@@ -380,7 +382,7 @@ def test_reduced_mpl_fit_from_stored_distributions(source, tmp_path):
         return probs
 
     unlabeled = source.unlabeled
-    train = fit_input.train_dataset(
+    train = pipeline.train_dataset(
         source.labeled.images, source.labeled.labels, unlabeled.images,
         batch_size=16, uda_data=2, unlabeled_labels=unlabeled.labels,
         teacher_probs=(oracle(source.labeled.labels),
@@ -408,7 +410,7 @@ def test_reduced_mpl_fit_from_stored_distributions(source, tmp_path):
                            return_dict=True, verbose=0) == \
         pytest.approx(result, abs=1e-6)
     with pytest.raises(ValueError, match="teacher_probs"):
-        fit_input.train_dataset(source.labeled.images, source.labeled.labels,
+        pipeline.train_dataset(source.labeled.images, source.labeled.labels,
                                 unlabeled.images,
                                 teacher_probs=(oracle(source.labeled.labels),
                                                oracle(source.labeled.labels)))
@@ -423,7 +425,7 @@ def test_uda_and_supervised_fit(source, cls):
         model = mpl_tf.Supervised(dense(16), ema_decay=0.9)
     model.compile(steps_per_execution=2)
     mode = cls.lower()
-    train = fit_input.source_train_dataset(source, batch_size=8, uda_data=2,
+    train = pipeline.source_train_dataset(source, batch_size=8, uda_data=2,
                                            mode=mode)
     history = model.fit(train, epochs=1, steps_per_epoch=4, verbose=0)
     names = ({"cross_entropy/teacher_on_l", "cross_entropy/teacher_on_u",

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 import launch_local_workers  # noqa: E402
 from mpl_tf import config  # noqa: E402
-from mpl_tf.data import loader, teacher_labels  # noqa: E402
+from mpl_tf.data import registry, teacher_labels  # noqa: E402
 
 ARGS = ["--dataset_name=digits_30_mpl", "--model_type=cnn-tiny",
         "--image_size=12", "--train_batch_size=8", "--uda_data=2",
@@ -71,7 +71,7 @@ def test_reduced_mpl_on_two_local_workers_matches_one_process(tmp_path):
     # check is that two workers train like one process on them).
     p = config.defaults(dataset_name="digits_30_mpl", image_size=12,
                             output_dir=str(tmp_path))
-    source = loader.load_source(p)
+    source = registry.load_source(p)
     rng = np.random.default_rng(0)
     teacher_labels.write(
         str(tmp_path / "labels"),

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mpl_tf import config
-from mpl_tf.data import digits, splits
+from mpl_tf.data import splits
+from mpl_tf.data.sources import digits
 from mpl_tf.errors import ConfigError
 
 LABELS = np.repeat(np.arange(5), 20)  # 5 classes x 20 images

@@ -15,9 +15,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mpl_tf import config, labeling, main
-from mpl_tf.data import loader, teacher_labels
-from mpl_tf.data.augment import AugmentConfig
+from mpl_tf import config, main
+from mpl_tf.data import teacher_labeling as labeling
+from mpl_tf.data import registry, teacher_labels
+from mpl_tf.data.augment.ops import AugmentConfig
 from mpl_tf.data.pipeline import TrainInput
 from mpl_tf.data.source import Source, Split, StreamedSplit
 from mpl_tf.errors import ConfigError
@@ -66,7 +67,7 @@ def test_shards_are_read_back_by_key(tmp_path, monkeypatch, top_k):
     writer.commit(META)
     meta = teacher_labels.read_meta(str(tmp_path / "labels"))
     assert len(meta["shards"]["unlabeled"]) == 3  # 4 + 4 + 3 images
-    tables = teacher_labels.load(str(tmp_path / "labels"),
+    tables = teacher_labels.read(str(tmp_path / "labels"),
                                  _expected_identity(meta))
     order = rng.permutation(11)
     got = tables["unlabeled"].dense(keys["unlabeled"][order])
@@ -91,13 +92,13 @@ def test_an_unfinished_set_leaves_the_old_one_and_a_lost_shard_is_named(
     teacher_labels.write(directory, probs, META)
     unfinished = teacher_labels.Writer(directory)  # a crash before commit
     unfinished.add("labeled", [0, 1, 2], _distributions(rng, 3))
-    tables = teacher_labels.load(directory, _expected_identity(META))
+    tables = teacher_labels.read(directory, _expected_identity(META))
     np.testing.assert_array_equal(
         tables["labeled"].dense(),
         probs["labeled"].astype(np.float16).astype(np.float32))
     os.remove(os.path.join(directory, "unlabeled-00000.npz"))
     with pytest.raises(ConfigError, match="shard files missing: unlabeled-"):
-        teacher_labels.load(directory, _expected_identity(META))
+        teacher_labels.read(directory, _expected_identity(META))
 
 
 # --- streamed splits: keys travel with their images --------------------------
@@ -145,7 +146,7 @@ def test_a_streamed_split_is_labeled_and_trained_on_by_key(tmp_path):
                             lambda k, p, name=name: writer.add(name, k, p))
     meta = dict(META, counts={"labeled": 4, "unlabeled": N_UNLABELED})
     writer.commit(meta)
-    tables = teacher_labels.load(str(tmp_path / "labels"),
+    tables = teacher_labels.read(str(tmp_path / "labels"),
                                  _expected_identity(meta))
     cfg = AugmentConfig(image_size=8, pad=1, hflip=False, fill=0.0,
                         cutout=0, magnitude=0.0)
@@ -180,7 +181,7 @@ def test_reduced_mpl_on_svhn_with_its_streamed_extra_split(svhn_dir, tmp_path,
                   train_batch_size=4, uda_data=2, eval_batch_size=16)
     p = config.defaults(output_dir=str(tmp_path / "teacher"), **common)
     with tfds.testing.mock_data(num_examples=30, data_dir=svhn_dir):
-        source = loader.load_source(p)
+        source = registry.load_source(p)
         network = keras.Sequential([keras.Input((32, 32, 3)),
                                     keras.layers.GlobalAveragePooling2D(),
                                     keras.layers.Dense(10)])

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from mpl_tf import config, task
-from mpl_tf.data import loader
+from mpl_tf.data import registry
 from mpl_tf.errors import ConfigError
 
 
@@ -17,9 +17,9 @@ def _params(**kw):
 
 def test_the_teacher_gets_its_own_network():
     p = _params(teacher_model_type="cnn-16")
-    model = task.build_trainer(p, loader.load_source(p),
+    model = task.build_trainer(p, registry.load_source(p),
                                tf.distribute.get_strategy())
-    tiny = task.build_trainer(_params(), loader.load_source(_params()),
+    tiny = task.build_trainer(_params(), registry.load_source(_params()),
                               tf.distribute.get_strategy())
     assert model.student.count_params() == tiny.student.count_params()
     assert model.teacher.count_params() > 2 * model.student.count_params()

@@ -26,16 +26,41 @@ Where the images come from is the only difference between sources:
   of (seed, t) alone: a run resumed at step s starts a fresh shuffle seeded
   by s (it does not replay the images of steps before s, nor see exactly
   what an uninterrupted run would have).
-Either way the views (views.py) depend only on (seed, step, replica).
+Either way the views (augment/views.py) depend only on (seed, step,
+replica).
+
+For `keras.Model.fit` (mpl_tf.MetaPseudoLabels, UDA, Supervised):
+`train_dataset` (from arrays) and `source_train_dataset` (from a `Source`)
+give the same batches as the command line, one GLOBAL batch per element
+(under a strategy `fit` splits it over the replicas, and each replica's
+share is exactly the rows TrainInput would give that replica). Step t's
+batch is a function of (seed, t); a dataset reads its first step from a
+variable that the model's `fit` sets to the model's own step when training
+begins (after `BackupAndRestore` restored it), so a resumed or continued
+`fit` gets the batches an uninterrupted run would have seen. Pass the
+dataset to `fit` as returned: a dataset derived from it (`.take`, `.map`)
+starts again at step 0. `eval_dataset` serves both the command line's
+evaluation and `evaluate`.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.data.source import StreamedSplit, pipeline_layout
-from mpl_tf.data.views import Views
+from mpl_tf import config
+from mpl_tf.data import registry, teacher_labels
+from mpl_tf.data.augment.ops import augment_config
+from mpl_tf.data.augment.views import Views
+from mpl_tf.data.source import Split, StreamedSplit, pipeline_layout
+from mpl_tf.data.sources.arrays import arrays_source
 
 AUTOTUNE = tf.data.AUTOTUNE
+# The attribute of a dataset from `source_train_dataset` holding its
+# start-step variable, and the one holding the labeled images' labels
+# (checked against the networks' classes before `fit` trains).
+START_STEP_ATTR = "_mpl_tf_start_step"
+LABELS_ATTR = "_mpl_tf_labels"
+DEFAULT_BATCH_SIZE = config.RunConfig().train_batch_size
+DEFAULT_UDA_DATA = config.RunConfig().uda_data
 # Shuffle buffer of a small in-memory split streamed beside a streamed one.
 _MAX_MEMORY_SHUFFLE = 50_000
 
@@ -78,7 +103,7 @@ class TrainInput:
     `deterministic` fixes the element order of streamed sources (for tests;
     slower); in-memory ones are always ordered. `teacher_probs` (Reduced
     MPL): {"labeled": StoredLabels, "unlabeled": StoredLabels}
-    (`teacher_labels.load`).
+    (`teacher_labels.read`).
     """
 
     def __init__(self, source, aug_cfg, mode, global_batch, uda_data, seed,
@@ -190,12 +215,20 @@ class TrainInput:
         return tf.data.Dataset.zip(tuple(streams))
 
 
-def eval_dataset(split, batch_size, input_context=None):
-    """(images float32 0..255, labels) batches of a split, in order.
+def eval_dataset(images, labels=None, batch_size=256, input_context=None):
+    """(images float32 0..255, labels int32) batches of a split, in order,
+    each image once: for the CLI's evaluation and for `evaluate`.
 
-    With several input pipelines each reads its own shard. A streamed split
-    is decoded with its eval crop (ImageNet: the centre 224/256).
+    `images`: a `Split` or `StreamedSplit` (e.g. `source.test`), or an
+    array with `labels`. With several input pipelines each reads its own
+    shard. A streamed split is decoded with its eval crop (ImageNet: the
+    centre 224/256).
     """
+    if isinstance(images, (Split, StreamedSplit)):
+        split = images
+    else:
+        split = Split(np.asarray(images),
+                      np.asarray(labels).reshape(-1).astype(np.int32))
     pipeline_id, num_pipelines, replicas = pipeline_layout(input_context)
     per_replica = max(1, batch_size // replicas)
     if isinstance(split, StreamedSplit):
@@ -208,3 +241,91 @@ def eval_dataset(split, batch_size, input_context=None):
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)),
                 num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
+
+
+# -- for keras.Model.fit ------------------------------------------------------
+
+def _stored(teacher_probs, source):
+    """{"labeled", "unlabeled": StoredLabels} from a pair of arrays
+    [N, C] aligned with the source's splits, or as given (a dict from
+    `teacher_labels.read`)."""
+    if teacher_probs is None or isinstance(teacher_probs, dict):
+        return teacher_probs
+    out = {}
+    for name, probs in zip(("labeled", "unlabeled"), teacher_probs):
+        probs = np.asarray(probs, np.float32)
+        size = len(getattr(source, name))
+        if probs.ndim != 2 or len(probs) != size:
+            raise ValueError(f"teacher_probs ({name}): expected [{size}, "
+                             f"classes] for the {size} {name} images, got "
+                             f"shape {probs.shape}")
+        out[name] = teacher_labels.StoredLabels(
+            np.arange(size), probs.shape[1], probs=probs)
+    return out
+
+
+def source_train_dataset(source, batch_size=DEFAULT_BATCH_SIZE,
+                         uda_data=DEFAULT_UDA_DATA, mode="mpl", augment=None,
+                         seed=0, labeled_view="weak", start_step=0,
+                         teacher_probs=None):
+    """The train step's batches from a `Source` (e.g. `mpl_tf.data.digits
+    .load(50, seed=0)` or `mpl_tf.data.load_source("cifar10_4000_mpl")`).
+
+    mode: "mpl" or "uda" (labeled and unlabeled images: `l_images`,
+    `l_labels`, `u_weak`, `u_strong`, and `u_labels` when the unlabeled
+    images' classes are known) or "supervised" (labeled only).
+    `batch_size`: labeled images per global step; `uda_data` unlabeled
+    images per labeled one. `labeled_view`: "weak" (flip and crop) or
+    "strong" (RandAugment; the CLI's supervised mode with --use_augment).
+    `start_step`: the first step's index; an in-memory source's dataset
+    is moved to the model's own step when `fit` begins. `teacher_probs`
+    (Reduced MPL): the large teacher's class distributions of the labeled
+    and the unlabeled images, (array [N_l, C], array [N_u, C]) in the
+    splits' order, added to each batch as `l_teacher` and `u_teacher`.
+    """
+    if mode not in registry.MODES:
+        raise ValueError(f"mode={mode!r}: expected one of {registry.MODES}")
+    if mode != "supervised" and len(source.unlabeled) == 0:
+        raise ValueError(f"mode={mode!r} needs unlabeled images")
+    if batch_size < 1 or uda_data < 1:
+        raise ValueError("batch_size and uda_data must be >= 1")
+    if teacher_probs is not None and mode != "mpl":
+        raise ValueError("teacher_probs are for Reduced MPL (mode='mpl')")
+    train_input = TrainInput(
+        source, augment_config(source, augment), mode, batch_size,
+        uda_data, seed, labeled_view=labeled_view,
+        teacher_probs=_stored(teacher_probs, source))
+    if source.streamed:
+        # The streamed pipeline seeds its shuffles from a Python int: it
+        # starts where it is told and does not follow the model's step.
+        return train_input.dataset(start_step=int(start_step))
+    start = tf.Variable(int(start_step), dtype=tf.int64, trainable=False,
+                        name="data_start_step")
+    dataset = train_input.dataset(start_step=start)
+    setattr(dataset, START_STEP_ATTR, start)
+    setattr(dataset, LABELS_ATTR, np.asarray(source.labeled.labels))
+    return dataset
+
+
+def train_dataset(labeled_images, labeled_labels, unlabeled_images=None, *,
+                  batch_size=DEFAULT_BATCH_SIZE, uda_data=DEFAULT_UDA_DATA,
+                  augment=None, seed=0, unlabeled_labels=None, mode=None,
+                  labeled_view="weak", start_step=0, teacher_probs=None):
+    """The train step's batches from numpy arrays, with the weak and strong
+    views of the unlabeled images.
+
+    Images [N, S, S, C] on the 0..255 scale (the networks get float32
+    0..255: put any rescaling inside them). `mode` defaults to "mpl" with
+    unlabeled images and "supervised" without (the batches of "mpl" and
+    "uda" are the same). `augment`: a dict overriding the default
+    augmentation (see `augment_config`), e.g. {"hflip": False,
+    "magnitude": 10}. Infinite: give `fit` a `steps_per_epoch`.
+    `teacher_probs` (Reduced MPL): (labeled, unlabeled) class
+    distributions of a large teacher, arrays [N, C] in the images' order.
+    """
+    if mode is None:
+        mode = "supervised" if unlabeled_images is None else "mpl"
+    source = arrays_source(labeled_images, labeled_labels, unlabeled_images,
+                           unlabeled_labels)
+    return source_train_dataset(source, batch_size, uda_data, mode, augment,
+                                seed, labeled_view, start_step, teacher_probs)

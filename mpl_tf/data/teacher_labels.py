@@ -213,7 +213,7 @@ class StoredLabels:
         return self.lookup(tf.constant(keys)).numpy()
 
 
-def load(path, expected):
+def read(path, expected):
     """{split: StoredLabels} for a run whose `identity` is `expected`;
     ConfigError (saying what differs) for a file made for other images."""
     meta = read_meta(path)

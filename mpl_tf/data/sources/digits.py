@@ -2,7 +2,7 @@
 
 1,797 images. A fixed, class-balanced test split of 600 images (60 per class)
 is never trained on; the other 1,197 are the training pool, split as
-`arrays.py` describes.
+`bundled.py` describes.
 
 The 0..16 grey levels are scaled to 0..255, the images resized (bilinear) to
 `image_size` (16 by default) and repeated to three channels, which keras-cv's
@@ -12,7 +12,8 @@ RandAugment needs. Digits are not mirror-symmetric: no horizontal flips.
 import numpy as np
 import tensorflow as tf
 
-from mpl_tf.data.arrays import partitioned_source
+from mpl_tf.data.sources.bundled import partitioned_source
+from mpl_tf.errors import ConfigError
 
 NUM_CLASSES = 10
 DEFAULT_IMAGE_SIZE = 16
@@ -41,3 +42,13 @@ def load(num_labeled, seed, image_size=DEFAULT_IMAGE_SIZE, num_val=0,
         num_labeled, seed, num_val=num_val,
         labeled_in_unlabeled=labeled_in_unlabeled,
         hflip=False, fill=0.0, cutout_fraction=0.25)
+
+
+def from_config(name, cfg):
+    """The registry's entry point (`digits_<N>[_uda|_mpl]`)."""
+    size = cfg.image_size if cfg.is_set("image_size") else DEFAULT_IMAGE_SIZE
+    if size < 8:
+        raise ConfigError(f"--image_size={size}: digits need at least 8 "
+                          "pixels")
+    return load(name.num_labeled, cfg.seed, size, num_val=cfg.num_val,
+                labeled_in_unlabeled=cfg.labeled_in_unlabeled)

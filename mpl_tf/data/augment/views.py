@@ -13,7 +13,7 @@ the run was resumed. The same keys pick the in-memory pipeline's images
 
 import tensorflow as tf
 
-from mpl_tf.data import augment
+from mpl_tf.data.augment import ops as augment
 
 # What each of a step's keys is for (tf.random.split of (seed, step)).
 _LABELED_INDICES, _LABELED_VIEW, _UNLABELED_INDICES, _WEAK, _STRONG = range(5)

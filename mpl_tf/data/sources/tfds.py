@@ -19,7 +19,9 @@ import functools
 
 import numpy as np
 
-from mpl_tf.data import crops, splits, tfds_files
+from mpl_tf.data import splits
+from mpl_tf.data.sources import tfds_crops as crops
+from mpl_tf.data.sources import tfds_files
 from mpl_tf.data.source import Source, Split, StreamedSplit, channel_stats
 from mpl_tf.errors import ConfigError
 
@@ -108,8 +110,8 @@ def _indices(name, spec, parts, labeled_in_unlabeled, extra=None):
     return out
 
 
-def load(name, params):
-    """The Source for a parsed dataset name (names.DatasetName)."""
+def from_config(name, params):
+    """The Source for a parsed dataset name (registry.DatasetName)."""
     spec = SPECS[name.source]
     builder = prepared_builder(spec.tfds_name, params.data_dir,
                                params.dataset_name,

@@ -14,7 +14,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from mpl_tf.data import randaugment
+from mpl_tf import config
+from mpl_tf.data.augment import randaugment
 
 # How --augment_magnitude M maps onto our RandAugment engines (our choice;
 # not an op-by-op match with the reference):
@@ -29,6 +30,7 @@ from mpl_tf.data import randaugment
 # We divide M by 30, the top of the RandAugment paper's magnitude scale:
 # M = 16 -> 0.53, M = 17 (ImageNet) -> 0.57; anything >= 30 -> 1.
 REFERENCE_MAX_MAGNITUDE = 30.0
+DEFAULT_MAGNITUDE = config.RunConfig().augment_magnitude
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +47,7 @@ class AugmentConfig:
     randaugment: str = "stateless"  # or "keras_cv"; see StrongAugment
 
     @classmethod
-    def for_source(cls, source, hflip=None, magnitude=5,
+    def for_source(cls, source, hflip=None, magnitude=DEFAULT_MAGNITUDE,
                    randaugment="stateless"):
         """A source's augmentation, as the reference frames it: pad
         image_size/8 (4 at 32), cutout from the source's fraction (16 of
@@ -161,3 +163,26 @@ class StrongAugment:
         images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
         images = cutout(images, self.cfg, seeds[1], span)
         return flip_and_crop(images, self.cfg, seeds[2], span)
+
+
+def augment_config(source, augment=None):
+    """How `source` is augmented (`AugmentConfig.for_source`: pad
+    image_size/8, cutout from the source's fraction, its flip and fill,
+    RandAugment magnitude 5 on the reference's 0..30 scale), with `augment`
+    overriding fields by name: hflip (None: the source's choice),
+    magnitude, randaugment, and any other AugmentConfig field (image_size,
+    pad, fill, cutout, ops_per_image). An `AugmentConfig` is used as is.
+    The command line passes its --hflip, --augment_magnitude and
+    --randaugment here; `fit` users their own dict."""
+    if isinstance(augment, AugmentConfig):
+        return augment
+    augment = dict(augment or {})
+    cfg = AugmentConfig.for_source(
+        source, augment.pop("hflip", None),
+        augment.pop("magnitude", DEFAULT_MAGNITUDE),
+        augment.pop("randaugment", "stateless"))
+    unknown = set(augment) - set(cfg.get_config())
+    if unknown:
+        raise ValueError(f"augment: unknown keys {sorted(unknown)}; known: "
+                         f"{sorted(cfg.get_config())}")
+    return dataclasses.replace(cfg, **augment)

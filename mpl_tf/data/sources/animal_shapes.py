@@ -8,7 +8,7 @@ as two gzipped pickles of numpy arrays; we read those files directly and
 never import the package (its loader imports Keras' downloading datasets).
 
 A fixed class-balanced test split of 2,000 images; the other 8,000 are the
-training pool (`arrays.py`). Grey levels are repeated to three channels.
+training pool (`bundled.py`). Grey levels are repeated to three channels.
 Silhouettes keep their class when mirrored: horizontal flips on.
 """
 
@@ -19,7 +19,7 @@ import pickle
 
 import numpy as np
 
-from mpl_tf.data.arrays import partitioned_source
+from mpl_tf.data.sources.bundled import partitioned_source
 from mpl_tf.errors import ConfigError
 
 NUM_CLASSES = 10
@@ -69,3 +69,9 @@ def load(num_labeled, seed, num_val=0, labeled_in_unlabeled=True,
         _TEST_SPLIT_SEED, num_labeled, seed, num_val=num_val,
         labeled_in_unlabeled=labeled_in_unlabeled,
         hflip=True, fill=0.0, cutout_fraction=0.5)
+
+
+def from_config(name, cfg):
+    """The registry's entry point (`animal_shapes_<N>[_uda|_mpl]`)."""
+    return load(name.num_labeled, cfg.seed, num_val=cfg.num_val,
+                labeled_in_unlabeled=cfg.labeled_in_unlabeled)

@@ -166,8 +166,9 @@ def _subfolder_labels(paths, classes):
     return np.asarray(labels, np.int32)
 
 
-def load(name, params):
-    """The Source for `image_folder...` (name: names.DatasetName)."""
+def from_config(name, params):
+    """The Source for `image_folder[_<N>][_uda|_mpl]` (name: a
+    registry.DatasetName)."""
     size = params.image_size
     train_paths, train_labels, classes = class_files(params.train_dir,
                                                      "train_dir")
