@@ -1,10 +1,12 @@
 """Keras callbacks for `fit` on mpl_tf's models (mpl_tf.MetaPseudoLabels,
-UDA, Supervised)."""
+UDA, Supervised): the command line's stop rule for non-finite steps and its
+checkpoints."""
 
 import keras
 
 from mpl_tf import config
 from mpl_tf import console
+from mpl_tf.training import checkpoint as ckpt_lib
 from mpl_tf.training import nonfinite
 
 DEFAULT_MAX_NONFINITE_STEPS = config.RunConfig().max_nonfinite_steps
@@ -30,25 +32,63 @@ class StopAfterNonFiniteSteps(keras.callbacks.Callback):
         self.max_steps = max_steps
         self.stopped_at = None
         self.message = None
-        self._cause = 0  # the causes of this epoch's skipped steps
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._cause = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._cause |= int((logs or {}).get(nonfinite.CAUSE, 0))
         in_a_row = int(self.model.nonfinite_in_a_row.numpy())
-        if in_a_row > self.max_steps and self.stopped_at is None:
+        if nonfinite.too_many(in_a_row, self.max_steps) and \
+                self.stopped_at is None:
             self.stopped_at = int(self.model.global_step.numpy())
             self.message = nonfinite.stop_message(
                 self.stopped_at, in_a_row, f"max_steps={self.max_steps}",
-                self._cause, "lower the learning rates, or set grad_bound")
+                int((logs or {}).get(nonfinite.WINDOW_CAUSE, 0)),
+                "lower the learning rates, or set grad_bound")
             console.warn(self.message)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        skipped = int((logs or {}).get(nonfinite.WINDOW_SKIPPED, 0))
-        report = nonfinite.window_report(skipped, self.params.get("steps"),
-                                         self._cause)
+        logs = logs or {}
+        report = nonfinite.window_report(
+            int(logs.get(nonfinite.WINDOW_SKIPPED, 0)),
+            self.params.get("steps"), int(logs.get(nonfinite.WINDOW_CAUSE, 0)))
         if report and self.stopped_at is None:
             console.warn(report)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """The command line's checkpoints, for `fit`: every `every` steps (and
+    when training ends) the model's whole step state -- networks, EMA,
+    optimizers, MPL baseline, dropout's random state, counters -- is saved
+    as `<directory>/checkpoints/ckpt-<step>` (the same writer and names as
+    the command line's; `keep` are kept). When training begins, the newest
+    one there is restored, so rerunning the same `fit` resumes.
+    """
+
+    def __init__(self, directory, every=1000, keep=5):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every={every}: must be >= 1")
+        self.directory, self.every, self.keep = directory, every, keep
+        self.manager = None
+        self.restored = None
+        self._saved_at = None
+
+    def on_train_begin(self, logs=None):
+        if self.manager is None:
+            self.manager = ckpt_lib.make_manager(self.model, self.directory,
+                                                 self.keep)
+        self.restored = ckpt_lib.restore(self.manager)
+        self._saved_at = int(self.model.global_step.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.global_step.numpy())
+        if step >= self._saved_at + self.every:
+            self._save(step)
+
+    def on_train_end(self, logs=None):
+        step = int(self.model.global_step.numpy())
+        if step != self._saved_at:
+            self._save(step)
+
+    def _save(self, step):
+        ckpt_lib.save(self.manager, step)
+        self._saved_at = step

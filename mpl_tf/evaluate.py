@@ -1,32 +1,46 @@
-"""Top-1 / top-5 accuracy and loss of a network on a split, under any strategy."""
+"""How a network is scored on a split: top-1 and top-5 accuracy and mean
+cross-entropy. `batch_totals` is the one rule, used by the command line's
+`Evaluator` (any network, any strategy) and by the Keras classes'
+`test_step` (`evaluate`, validation during `fit`)."""
 
 import tensorflow as tf
 
 from mpl_tf.data import pipeline
 
 
+def batch_totals(logits, labels):
+    """[top-1 correct, top-5 correct (top-k with fewer classes), summed
+    cross-entropy, images] of one batch, float32."""
+    logits = tf.cast(logits, tf.float32)
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    k = min(5, logits.shape[-1])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    correct = [tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, n),
+                                     tf.float32)) for n in (1, k)]
+    return tf.stack([*correct, tf.reduce_sum(loss),
+                     tf.cast(tf.size(labels), tf.float32)])
+
+
+def scores(totals):
+    """{"top1", "top5", "loss", "count"} from summed `batch_totals`."""
+    top1, top5, loss, count = [float(t) for t in totals]
+    count = max(count, 1.0)
+    return {"top1": top1 / count, "top5": top5 / count, "loss": loss / count,
+            "count": int(count)}
+
+
 class Evaluator:
-    """Evaluates one network; its step is traced once and reused for every
-    split and every evaluation (a new trace per call would make TensorFlow
-    warn about retracing)."""
+    """Evaluates one network under a strategy; its step is traced once and
+    reused for every split and every evaluation (a new trace per call would
+    make TensorFlow warn about retracing)."""
 
     def __init__(self, strategy, network):
         self.strategy = strategy
-        k = min(5, network.output_shape[-1])
-
-        def replica_fn(images, labels):
-            logits = tf.cast(network(images, training=False), tf.float32)
-            top1 = tf.math.in_top_k(labels, logits, 1)
-            topk = tf.math.in_top_k(labels, logits, k)
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-            return tf.stack([tf.reduce_sum(tf.cast(top1, tf.float32)),
-                             tf.reduce_sum(tf.cast(topk, tf.float32)),
-                             tf.reduce_sum(loss),
-                             tf.cast(tf.size(labels), tf.float32)])
 
         @tf.function(reduce_retracing=True)
         def step(images, labels):
-            out = strategy.run(replica_fn, args=(images, labels))
+            out = strategy.run(lambda x, y: batch_totals(
+                network(x, training=False), y), args=(images, labels))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
 
         self._step = step
@@ -39,7 +53,4 @@ class Evaluator:
         totals = tf.zeros([4])
         for images, labels in dataset:
             totals += self._step(images, labels)
-        top1, top5, loss, count = totals.numpy().tolist()
-        count = max(count, 1.0)
-        return {"top1": top1 / count, "top5": top5 / count,
-                "loss": loss / count, "count": int(count)}
+        return scores(totals.numpy())

@@ -28,6 +28,7 @@ from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training import nonfinite
 from mpl_tf import config
+from mpl_tf import evaluate
 from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
 from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
@@ -74,7 +75,7 @@ def _prepare_optimizer(optimizer, default_lr, name):
     -> keras.optimizers.get. Any Keras optimizer receives gradients the
     train step has already summed over replicas (then weight-decayed and
     clipped by global norm): its own all-reduce is switched off, as
-    GlobalSGD's is."""
+    GlobalSGD's is. It takes the role's `name` (its checkpoint key)."""
     if optimizer is None:
         return reference_optimizer(default_lr, name)
     if isinstance(optimizer, (str, dict)):
@@ -84,6 +85,8 @@ def _prepare_optimizer(optimizer, default_lr, name):
                         f"{type(optimizer).__name__}")
     if not isinstance(optimizer, GlobalSGD):
         optimizer._all_reduce_sum_gradients = _no_all_reduce  # pylint: disable=protected-access
+    # Named after its role, as the command line's: its key in checkpoints.
+    optimizer.name = name
     return optimizer
 
 
@@ -166,16 +169,8 @@ class _KerasTrainer:
         # What `evaluate` reports: the deployed (EMA) network's mean
         # cross-entropy and accuracy.
         self._eval_loss = keras.metrics.Mean(name="loss")
-        self._eval_accuracy = keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy")
-        # The CLI's window statistics (nonfinite.WindowStats) over each
-        # epoch: the mean of a scalar and of its square over the epoch's
-        # good steps, and the count of skipped steps.
-        self._windows = {name: (keras.metrics.Mean(name=f"{name}_sum"),
-                                keras.metrics.Mean(name=f"{name}_squares"))
-                         for name in nonfinite.WINDOW_NAMES}
-        self._window_skipped = keras.metrics.Sum(
-            name=nonfinite.WINDOW_SKIPPED)
+        self._eval_accuracy = keras.metrics.Mean(name="accuracy")
+        self._eval_top5 = keras.metrics.Mean(name="top5_accuracy")
         # get_config: every step argument, and any other constructor one.
         self._step_args = {name: getattr(cfg, name)
                            for name in self._STEP_ARGS}
@@ -191,49 +186,36 @@ class _KerasTrainer:
     @property
     def metrics(self):
         """Reset by Keras at each epoch's start (and each evaluate's)."""
-        windows = [m for pair in self._windows.values() for m in pair]
-        return [self._eval_loss, self._eval_accuracy, *windows,
-                self._window_skipped]
+        return [self._eval_loss, self._eval_accuracy, self._eval_top5,
+                *super().metrics]
 
     def train_step(self, data):
         """The CLI's train step, plus `loss` (see `fit_loss`): NaN when the
         step was skipped because a check was not finite, so that
         keras.callbacks.TerminateOnNaN sees every skip. The window
-        statistics leave skipped steps and non-finite values out."""
+        statistics are the CLI's, over the epoch so far."""
         logs = super().train_step(data)
-        skipped = logs[nonfinite.CAUSE] > 0
         loss = self.fit_loss(logs)
-        logs["loss"] = tf.where(skipped, tf.constant(float("nan"), loss.dtype),
-                                loss)
-        self._window_skipped.update_state(tf.cast(skipped, tf.float32))
-        logs[nonfinite.WINDOW_SKIPPED] = self._window_skipped.result()
-        for name, (values, squares) in self._windows.items():
-            if name not in logs:
-                continue
-            value = logs[name]
-            good = tf.logical_and(tf.logical_not(skipped),
-                                  tf.math.is_finite(value))
-            value = tf.where(good, value, tf.zeros_like(value))
-            weight = tf.cast(good, value.dtype)
-            values.update_state(value, sample_weight=weight)
-            squares.update_state(tf.square(value), sample_weight=weight)
-            mean = values.result()
-            logs[f"{name}_window_mean"] = mean
-            logs[f"{name}_window_std"] = tf.sqrt(
-                tf.maximum(squares.result() - tf.square(mean), 0.0))
+        logs["loss"] = tf.where(logs[nonfinite.CAUSE] > 0,
+                                tf.constant(float("nan"), loss.dtype), loss)
         return logs
 
     def test_step(self, data):
+        """The evaluated network's loss, accuracy and top-5 accuracy
+        (evaluate.batch_totals: the command line's rule)."""
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         logits = self(tf.cast(images, self.eval_network.compute_dtype),
                       training=False)
-        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-        self._eval_loss.update_state(
-            keras.losses.sparse_categorical_crossentropy(
-                labels, tf.cast(logits, tf.float32), from_logits=True))
-        self._eval_accuracy.update_state(labels, logits)
+        top1, top5, loss, count = tf.unstack(
+            evaluate.batch_totals(logits, labels))
+        weight = tf.maximum(count, 1.0)
+        for metric, total in ((self._eval_loss, loss),
+                              (self._eval_accuracy, top1),
+                              (self._eval_top5, top5)):
+            metric.update_state(total / weight, sample_weight=count)
         return {m.name: m.result()
-                for m in (self._eval_loss, self._eval_accuracy)}
+                for m in (self._eval_loss, self._eval_accuracy,
+                          self._eval_top5)}
 
     def fit(self, *args, **kwargs):
         """keras.Model.fit. A dataset from `mpl_tf.data` starts at the

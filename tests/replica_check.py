@@ -27,7 +27,7 @@ import keras  # noqa: E402
 from mpl_tf.models import registry  # noqa: E402
 from mpl_tf.models.reduced_teacher import build_reduced_teacher  # noqa: E402
 from mpl_tf.schedules import WarmupDecay  # noqa: E402
-from mpl_tf.training.base import StepConfig  # noqa: E402
+from mpl_tf.config import StepConfig  # noqa: E402
 from mpl_tf.training.mpl import MPLModel  # noqa: E402
 from mpl_tf.training.optimizer import make_optimizer  # noqa: E402
 from mpl_tf.training.reduced_mpl import ReducedMPLModel  # noqa: E402

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import step_fixtures as fx
 from mpl_tf import main
-from mpl_tf.training.nonfinite import WindowStats
+from mpl_tf.training.nonfinite import Window
 from mpl_tf.training.uda import teacher_images
 
 
@@ -68,15 +68,18 @@ def test_uda_logs_its_teachers_accuracy_on_unlabeled_images():
 
 
 def test_window_stats():
-    window = WindowStats()
+    window = Window(feedback=True)
     for h in (1.0, 2.0, 6.0):
-        window.add({"mpl/feedback": tf.constant(h), "other": tf.constant(9.)})
-    out = window.summary()
-    assert out == {"mpl/feedback_window_mean": 3.0,
-                   "mpl/feedback_window_std": math.sqrt(14 / 3),
-                   "nonfinite/window_skipped_steps": 0.0}
-    # the next window starts empty
-    assert window.summary() == {"nonfinite/window_skipped_steps": 0.0}
+        window.update_state(tf.constant(h), tf.constant(0, tf.int64))
+    out = {k: float(v) for k, v in window.result().items()}
+    assert out == pytest.approx({
+        "mpl/feedback_window_mean": 3.0,
+        "mpl/feedback_window_std": math.sqrt(14 / 3),
+        "nonfinite/window_skipped_steps": 0.0,
+        "nonfinite/window_cause": 0.0})
+    window.reset_state()  # the next window starts empty
+    assert float(window.result()["nonfinite/window_skipped_steps"]) == 0.0
+    assert np.isnan(float(window.result()["mpl/feedback_window_mean"]))
 
 
 def test_eval_history_has_the_teacher_and_the_training_diagnostics(

@@ -260,23 +260,26 @@ def test_window_statistics_leave_out_skipped_steps_and_bad_values():
     from mpl_tf.training import nonfinite
 
     good = [0.25, -0.5, 1.0]
-    window = nonfinite.WindowStats()
-    window.add({"mpl/feedback": good[0], "nonfinite/cause": 0.0})
-    window.add({"mpl/feedback": float("nan"), "nonfinite/cause": 16.0})
-    window.add({"mpl/feedback": good[1], "nonfinite/cause": 0.0})
-    window.add({"mpl/feedback": float("-inf"), "nonfinite/cause": 64.0})
-    window.add({"mpl/feedback": good[2], "nonfinite/cause": 0.0})
-    window.add({"mpl/feedback": float("inf"), "nonfinite/cause": 0.0})
-    assert window.report() == ("2 of the last 6 steps were skipped: "
-                               "non-finite student gradient and feedback")
-    summary = window.summary()
+    window = nonfinite.Window(feedback=True)
+    for value, cause in ((good[0], 0), (float("nan"), 16), (good[1], 0),
+                         (-float("inf"), 64), (good[2], 0),
+                         (float("inf"), 0)):
+        window.update_state(tf.constant(value), tf.constant(cause, tf.int64))
+    summary = {k: float(v) for k, v in window.result().items()}
+    assert nonfinite.window_report(
+        int(summary["nonfinite/window_skipped_steps"]), 6,
+        int(summary["nonfinite/window_cause"])) == (
+            "2 of the last 6 steps were skipped: non-finite student gradient "
+            "and feedback")
     mean = sum(good) / 3
     assert summary["mpl/feedback_window_mean"] == pytest.approx(mean)
     assert summary["mpl/feedback_window_std"] == pytest.approx(
-        np.sqrt(sum((g - mean) ** 2 for g in good) / 3))
-    assert summary["nonfinite/window_skipped_steps"] == 2
-    window.add({"mpl/feedback": float("nan"), "nonfinite/cause": 1.0})
-    assert window.summary() == {"nonfinite/window_skipped_steps": 1.0}
+        np.sqrt(sum((g - mean) ** 2 for g in good) / 3), rel=1e-5)
+    window.reset_state()
+    window.update_state(tf.constant(np.nan), tf.constant(1, tf.int64))
+    summary = {k: float(v) for k, v in window.result().items()}
+    assert summary["nonfinite/window_skipped_steps"] == 1
+    assert np.isnan(summary["mpl/feedback_window_mean"])
 
 
 class _PoisonOneStep:

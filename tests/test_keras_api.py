@@ -152,7 +152,8 @@ def test_fit_on_digits_learns(source):
                       verbose=0)
     assert set(history.history) == {
         *CLI_NAMES, "mpl/feedback_window_mean", "mpl/feedback_window_std",
-        "nonfinite/window_skipped_steps", "loss", "val_loss", "val_accuracy"}
+        "nonfinite/window_skipped_steps", "nonfinite/window_cause", "loss",
+        "val_loss", "val_accuracy", "val_top5_accuracy"}
     result = mpl.evaluate(source.test.images, source.test.labels,
                           return_dict=True, verbose=0)
     assert result["accuracy"] >= 0.5, result
@@ -244,6 +245,30 @@ def test_backup_and_restore_resumes_after_sigkill(tmp_path):
     assert out["resumed"] == {"epochs": [1, 2], "step": 6}
     assert out["straight"] == {"epochs": [0, 1, 2], "step": 6}
     assert out["max_abs_diff"] == 0.0, out
+
+
+def test_checkpoints_callback_writes_the_cli_checkpoints_and_resumes(
+        source, tmp_path):
+    """mpl_tf.callbacks.Checkpoints: ckpt-<step> as the command line names
+    them; a new model fitted with the same callback restores the newest and
+    ends with the weights of an uninterrupted run."""
+    def fit(mpl, steps, callbacks=()):
+        train = pipeline.source_train_dataset(source, batch_size=8,
+                                              uda_data=2)
+        mpl.fit(train, epochs=1, steps_per_epoch=steps, verbose=0,
+                callbacks=list(callbacks))
+        return mpl
+
+    straight = fit(tiny_mpl(), 6)
+    saver = mpl_tf.callbacks.Checkpoints(str(tmp_path), every=2)
+    fit(tiny_mpl(), 3, [saver])
+    assert [os.path.basename(p) for p in saver.manager.checkpoints] == [
+        "ckpt-2", "ckpt-3"]
+    resumed = mpl_tf.callbacks.Checkpoints(str(tmp_path), every=2)
+    again = fit(tiny_mpl(), 3, [resumed])
+    assert resumed.restored.endswith("ckpt-3")
+    assert int(again.global_step.numpy()) == 6
+    assert_same(weights(again), weights(straight))
 
 
 def test_keras_callbacks_and_saving(source, tmp_path):
@@ -434,11 +459,11 @@ def test_uda_and_supervised_fit(source, cls):
              {"cross_entropy/model_on_l", "lr/model", "grad_norm/model"})
     assert set(history.history) == names | {
         "loss", "nonfinite/skipped_steps", "nonfinite/cause",
-        "nonfinite/window_skipped_steps"}
+        "nonfinite/window_skipped_steps", "nonfinite/window_cause"}
     assert int(model.global_step.numpy()) == 4
     result = model.evaluate(source.test.images, source.test.labels,
                             return_dict=True, verbose=0)
-    assert set(result) == {"loss", "accuracy"}
+    assert set(result) == {"loss", "accuracy", "top5_accuracy"}
     assert model.get_config()["ema_decay"] == 0.9
 
 

@@ -72,6 +72,16 @@ class TrainerModel(keras.Model):
             0, dtype=tf.int64, trainable=False, name="nonfinite_in_a_row",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self._decay_ids = {}
+        # The logging window's statistics (nonfinite.Window).
+        self.window = nonfinite.Window(feedback=self.HAS_FEEDBACK)
+
+    # Whether the step logs the MPL feedback (its window statistics).
+    HAS_FEEDBACK = False
+
+    @property
+    def metrics(self):
+        """What Keras resets at each epoch (and the CLI at each window)."""
+        return [self.window]
 
     # -- what subclasses provide ----------------------------------------------
     @property
@@ -170,6 +180,8 @@ class TrainerModel(keras.Model):
         self.nonfinite_in_a_row.assign(bad * (self.nonfinite_in_a_row + bad))
         metrics[nonfinite.SKIPPED] = tf.identity(self.nonfinite_steps)
         metrics[nonfinite.CAUSE] = cause
+        self.window.update_state(metrics.get(nonfinite.FEEDBACK), cause)
+        metrics.update(self.window.result())
         return metrics
 
     @staticmethod

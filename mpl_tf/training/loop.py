@@ -250,9 +250,10 @@ class Loop:
         p = self.params
         per_loop = p.iterations_per_loop or p.log_every
         t0, last = time.time(), start
-        window = nonfinite.WindowStats()
+        self.model.window.reset_state()
         step = start
-        if int(self.model.nonfinite_in_a_row.numpy()) > p.max_nonfinite_steps:
+        if nonfinite.too_many(self.model.nonfinite_in_a_row.numpy(),
+                              p.max_nonfinite_steps):
             self.model.nonfinite_in_a_row.assign(0)  # a checkpoint of a stop
         while step < total:
             length = loop_length(step, total, per_loop, p.log_every,
@@ -261,11 +262,10 @@ class Loop:
                                         tf.constant(length, tf.int32))
             rows, in_a_row = rows.numpy(), int(in_a_row)  # the one host read
             step += len(rows)
-            for row in rows:
-                window.add(dict(zip(self.metric_names, row)))
-            stopping = in_a_row > p.max_nonfinite_steps
+            stopping = nonfinite.too_many(in_a_row, p.max_nonfinite_steps)
             if step % p.log_every == 0 or step == total or stopping:
-                self._log(step, rows[-1], window, time.time() - t0, step - last)
+                self._log(step, rows[-1], time.time() - t0, step - last)
+                self.model.window.reset_state()
                 t0, last = time.time(), step
             if stopping:
                 self._stop_nonfinite(step, in_a_row, rows[-1])
@@ -279,18 +279,19 @@ class Loop:
                     f"SIGTERM: saved {path} at step {step}, the end of the "
                     "running loop; rerun the same command to resume from it")
 
-    def _log(self, step, row, window, seconds, steps):
+    def _log(self, step, row, seconds, steps):
         """TensorBoard, the progress display and the window's line about
-        skipped steps, at a logging step."""
+        skipped steps, at a logging step (`steps` since the last one)."""
         values = {k: float(v) for k, v in zip(self.metric_names, row)}
-        report = window.report()
-        values.update(window.summary())
         values["time/steps_per_sec"] = steps / max(seconds, 1e-9)
         self._last_logged = {"step": step, **values}
         self._write_scalars(step, values)
         shown = [(k.split("/")[-1], values[k]) for k in values
                  if k.startswith("cross_entropy/")]
         self._progress.update(step, shown)
+        report = nonfinite.window_report(
+            int(values[nonfinite.WINDOW_SKIPPED]), steps,
+            int(values[nonfinite.WINDOW_CAUSE]))
         if report:
             self._progress.line(f"warning: {report}")
 

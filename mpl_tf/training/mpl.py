@@ -103,6 +103,8 @@ def _loss_dtype(network):
 class MPLModel(TrainerModel):
     """Owns teacher, student (+ EMA student), both optimizers, the baseline."""
 
+    HAS_FEEDBACK = True
+
     def __init__(self, cfg, teacher, student, teacher_optimizer,
                  student_optimizer, ema_network=None, **kwargs):
         super().__init__(cfg, deployed=student, ema_network=ema_network,

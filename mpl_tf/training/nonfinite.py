@@ -10,13 +10,13 @@ check is not finite on any replica, the step is undone on every replica
 (`TrainerModel.train_step`) and its `cause` says which checks failed: a bit
 per entry of `CHECKS`, the same on every replica.
 
-Host side, `WindowStats` summarises a logging window over its good steps
-only and counts the skipped ones; `window_report` and `stop_message` are the
-sentences a user reads.
+`Window` summarises a logging window over its kept steps only and counts
+the skipped ones; `window_report` and `stop_message` are the sentences a
+user reads; `too_many` is the stop rule.
 """
 
-import math
-import statistics
+import keras
+import tensorflow as tf
 
 # Every check a step may make, in the order of the cause bits.
 CHECKS = ("teacher loss", "teacher gradient", "teacher weights",
@@ -24,12 +24,13 @@ CHECKS = ("teacher loss", "teacher gradient", "teacher weights",
           "feedback", "model loss", "model gradient", "model weights",
           "reduced teacher weights")
 
-# Per-step scalars whose mean and spread over a window are logged as
+# The per-step scalar whose mean and spread over a window are logged as
 # <name>_window_mean / _window_std (one step's feedback is noisy).
-WINDOW_NAMES = ("mpl/feedback",)
+FEEDBACK = "mpl/feedback"
 CAUSE = "nonfinite/cause"
 SKIPPED = "nonfinite/skipped_steps"
 WINDOW_SKIPPED = "nonfinite/window_skipped_steps"
+WINDOW_CAUSE = "nonfinite/window_cause"
 
 
 def bit(check):
@@ -71,49 +72,54 @@ def stop_message(step, in_a_row, limit, cause, remedy, checkpoint=None):
     return text
 
 
-def _finite(values):
-    return [v for v in values if math.isfinite(v)]
+def too_many(in_a_row, limit):
+    """The stop rule: more than `limit` skipped steps in a row."""
+    return int(in_a_row) > int(limit)
 
 
-class WindowStats:
-    """Mean and spread of `WINDOW_NAMES` over one logging window's good
-    steps, and how many steps were skipped, with their causes.
+class Window(keras.metrics.Metric):
+    """One logging window of a run: the mean and spread of the feedback
+    over its kept steps (non-finite values left out too), how many steps
+    were skipped and why (their causes OR-ed). Updated by every train step;
+    the command line's loop starts a new window at each --log_every step,
+    `fit` at each epoch (Keras resets a model's metrics).
 
-    `add` takes one step's metrics (numbers; the loop's rows); `summary`
-    ends the window. A step is skipped when its `nonfinite/cause` is not 0;
-    its values are left out, and so is any non-finite value of a kept step.
+    Its variables hold the same values on every replica (every update is
+    of global values), so a replica reads the window's result locally.
     """
 
-    def __init__(self):
-        self._start()
+    def __init__(self, feedback=False, name="window"):
+        super().__init__(name=name)
+        self.feedback = feedback
+        new = lambda name, dtype="float32": self.add_variable(  # noqa: E731
+            (), "zeros", dtype=dtype, aggregation="only_first_replica",
+            name=name)
+        self.total, self.squares, self.count = (new("total"), new("squares"),
+                                                new("count"))
+        self.skipped, self.cause = new("skipped"), new("cause", "int64")
 
-    def _start(self):
-        self.values = {name: [] for name in WINDOW_NAMES}
-        self.steps = self.skipped = self.cause = 0
-
-    def add(self, metrics):
-        self.steps += 1
-        cause = int(metrics.get(CAUSE, 0))
-        if cause:
-            self.skipped += 1
-            self.cause |= cause
+    def update_state(self, feedback, cause):  # pylint: disable=arguments-differ
+        skipped = cause > 0
+        self.skipped.assign_add(tf.cast(skipped, tf.float32))
+        self.cause.assign(tf.bitwise.bitwise_or(self.cause, cause))
+        if feedback is None:
             return
-        for name in WINDOW_NAMES:
-            if name in metrics:
-                self.values[name].append(float(metrics[name]))
+        value = tf.cast(feedback, tf.float32)
+        good = tf.logical_and(tf.logical_not(skipped),
+                              tf.math.is_finite(value))
+        value = tf.where(good, value, 0.0)
+        self.total.assign_add(value)
+        self.squares.assign_add(tf.square(value))
+        self.count.assign_add(tf.cast(good, tf.float32))
 
-    def report(self):
-        """The window's line about skipped steps (None if none)."""
-        return window_report(self.skipped, self.steps, self.cause)
-
-    def summary(self):
-        """{name_window_mean, name_window_std (when the window has a good
-        value), nonfinite/window_skipped_steps}; starts the next window."""
-        out = {WINDOW_SKIPPED: float(self.skipped)}
-        for name, values in self.values.items():
-            seen = _finite(values)
-            if seen:
-                out[f"{name}_window_mean"] = statistics.fmean(seen)
-                out[f"{name}_window_std"] = statistics.pstdev(seen)
-        self._start()
+    def result(self):
+        """{WINDOW_SKIPPED, WINDOW_CAUSE, and for MPL the feedback's
+        <name>_window_mean and _window_std (NaN with no kept step)}."""
+        out = {WINDOW_SKIPPED: tf.identity(self.skipped),
+               WINDOW_CAUSE: tf.identity(self.cause)}
+        if self.feedback:
+            mean = self.total / self.count
+            out[f"{FEEDBACK}_window_mean"] = mean
+            out[f"{FEEDBACK}_window_std"] = tf.sqrt(tf.maximum(
+                self.squares / self.count - tf.square(mean), 0.0))
         return out
