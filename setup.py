@@ -26,7 +26,9 @@ setuptools.setup(
                              "pytest-xdist>=3",
                              # tests/test_notebook.py runs the Colab notebook
                              "nbclient>=0.7", "nbformat>=5.7",
-                             "ipykernel>=6"],
+                             "ipykernel>=6",
+                             # the linter .ci/run runs (ruff.toml)
+                             "ruff>=0.6"],
                     # benchmarks/accuracy.py draws its plot with it;
                     # animal-mnist ships the Animal-Shape images
                     "bench": ["matplotlib>=3.7", "animal-mnist==0.4"]},

@@ -84,7 +84,7 @@ def run_one(method, seed, args):
     ft_history = os.path.join(out, "finetune", "eval_history.jsonl")
     if os.path.exists(ft_history):  # MPL + finetune: the finetuned student
         with open(ft_history, encoding="utf-8") as f:
-            final = [json.loads(l) for l in f][-1]["test"]["top1"]
+            final = [json.loads(line) for line in f][-1]["test"]["top1"]
     return {"curve": curve, "final": final, "teacher": teacher,
             "before_finetune": before_finetune, "seconds": time.time() - t0}
 
@@ -116,9 +116,9 @@ def table(results, args):
 
 def plot(results, path):
     try:
-        import matplotlib  # pylint: disable=import-outside-toplevel
+        import matplotlib
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+        import matplotlib.pyplot as plt
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))

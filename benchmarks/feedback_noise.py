@@ -22,7 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
+from mpl_tf import console  # noqa: E402
+
+console.tensorflow_defaults()  # oneDNN on before TensorFlow loads
 from absl import app, flags  # noqa: E402
 
 from mpl_tf import flags as mpl_flags  # noqa: E402
@@ -35,10 +37,10 @@ FLAGS = flags.FLAGS
 
 def feedback_trace(params):
     """[(student lr, h)] for every step of one MPL run."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
 
-    from mpl_tf import task  # pylint: disable=import-outside-toplevel
-    from mpl_tf.data import registry  # pylint: disable=import-outside-toplevel
+    from mpl_tf import task
+    from mpl_tf.data import registry
 
     strategy = tf.distribute.get_strategy()
     source = registry.load_source(params)

@@ -23,8 +23,8 @@ BATCH, MU, SIZE = 64, 7, 32
 
 
 def synthetic_source(num_images, num_labeled):
-    from mpl_tf.data.sources import tfds as tfds_source  # pylint: disable=import-outside-toplevel
-    from mpl_tf.data.source import Source, Split  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data.sources import tfds as tfds_source
+    from mpl_tf.data.source import Source, Split
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, [num_images, SIZE, SIZE, 3], np.uint8)
@@ -38,8 +38,8 @@ def synthetic_source(num_images, num_labeled):
 
 def measure(source, mode, engine, warmup, steps):
     """(steps/s, images/s) of TrainInput for `mode` and RandAugment engine."""
-    from mpl_tf.data.augment.ops import AugmentConfig  # pylint: disable=import-outside-toplevel
-    from mpl_tf.data.pipeline import TrainInput  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data.augment.ops import AugmentConfig
+    from mpl_tf.data.pipeline import TrainInput
 
     cfg = AugmentConfig(image_size=SIZE, pad=4, hflip=True, fill=128.0,
                         cutout=16, magnitude=16, randaugment=engine)

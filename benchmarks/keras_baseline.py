@@ -21,11 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
+from mpl_tf import console  # noqa: E402
+
+console.tensorflow_defaults()  # oneDNN on before TensorFlow loads
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mpl_tf import flags as mpl_flags  # noqa: E402
 from mpl_tf import config  # noqa: E402
 from mpl_tf.data import registry  # noqa: E402
 

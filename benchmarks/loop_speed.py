@@ -39,7 +39,6 @@ import tensorflow as tf  # noqa: E402
 
 from mpl_tf import flags as mpl_flags  # noqa: E402
 from mpl_tf import main as mpl_main  # noqa: E402
-from mpl_tf import config  # noqa: E402
 
 QUICK = ["--dataset_name=digits_30_mpl", "--model_type=cnn-tiny",
          "--image_size=12", "--train_batch_size=8", "--uda_data=2"]
@@ -79,7 +78,7 @@ def build_loop(args, output_dir):
     loop = run.main_loop()
     dataset = loop.strategy.distribute_datasets_from_function(
         lambda ctx: loop.input.dataset(ctx, start_step=0))
-    return loop, params, iter(dataset), loop._train_fn()  # pylint: disable=protected-access
+    return loop, params, iter(dataset), loop._train_fn()
 
 
 def time_steps(train_loop, iterator, per_loop, steps):

@@ -41,11 +41,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import mpl_tf  # noqa: E402,F401  (turns oneDNN on before TensorFlow loads)
+from mpl_tf import console  # noqa: E402
+
+console.tensorflow_defaults()  # oneDNN on before TensorFlow loads
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mpl_tf import flags as mpl_flags  # noqa: E402
 from mpl_tf import config, task  # noqa: E402
 from mpl_tf.data.source import Source, Split  # noqa: E402
 from mpl_tf.models import layers  # noqa: E402
@@ -121,7 +122,7 @@ def synthetic_source(args, num_classes=10):
 
 def build_mode(mode, args, source):
     """(trainer model, step function, fixed batch) for one mode."""
-    import keras  # pylint: disable=import-outside-toplevel
+    import keras
 
     # "<mode>_bf16" builds that mode under mixed_bfloat16 beside float32
     # ones; "<mode>_kerasbn" with Keras's unfused batch norm and
@@ -210,7 +211,7 @@ def time_modes(args, modes, ports=None):
 
 
 def forward_flops(model, size):
-    from tensorflow.python.framework.convert_to_constants import (  # pylint: disable=import-outside-toplevel
+    from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec([1, size, size, 3]))
@@ -374,7 +375,7 @@ def svg_plot(path, title, panels, width=420, height=300):
     Each point is a circle titled "<series> B=<B>: <y>". Empty series and
     panels are left out.
     """
-    from xml.sax.saxutils import escape  # pylint: disable=import-outside-toplevel
+    from xml.sax.saxutils import escape
     panels = [(pid, label, {n: pts for n, pts in series.items() if pts})
               for pid, label, series in panels]
     panels = [panel for panel in panels if panel[2]]

@@ -31,7 +31,7 @@ TOPICS = {
 }
 
 
-def option(default, help, topic, *, check=None, steps=False):  # pylint: disable=redefined-builtin
+def option(default, help, topic, *, check=None, steps=False):
     """A field with its help text, `--help` topic and check.
 
     `check(value)` returns None when the value is valid, else what it must
@@ -155,7 +155,7 @@ class StepConfig:
 # -- a command-line run's options -------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig(StepConfig):  # pylint: disable=too-many-instance-attributes
+class RunConfig(StepConfig):
     """A command-line run: the step's options and everything around them.
 
     `explicit`: the options the user set (not a flag)."""
@@ -402,7 +402,7 @@ class RunConfig(StepConfig):  # pylint: disable=too-many-instance-attributes
     @property
     def mode(self):
         """"mpl", "uda" or "supervised", from --dataset_name's suffix."""
-        from mpl_tf.data import registry  # pylint: disable=import-outside-toplevel
+        from mpl_tf.data import registry
         return registry.parse(self.dataset_name).mode
 
     def is_set(self, name):
@@ -494,7 +494,6 @@ def check(cfg, prefix="--"):
 
 def _check_run(cfg):
     """The rules between a run's options (flags only)."""
-    # pylint: disable=import-outside-toplevel
     from mpl_tf.data import registry
     from mpl_tf.models.registry import check_model_type
 

@@ -3,9 +3,10 @@ real warnings; TensorFlow's own logging only when asked for.
 
 TensorFlow's C++ logger writes CUDA probes (`failed call to cuInit` on a
 machine without a GPU driver), oneDNN and CPU-feature notices and saver
-timings, all at import or during routine work; `mpl_tf/__init__.py` sets
+timings, all at import or during routine work; the command line sets
 TF_CPP_MIN_LOG_LEVEL=3 (fatal only) before TensorFlow loads unless the user
-set it, and the command line imports TensorFlow through `import_tensorflow`,
+set it (`tensorflow_defaults`), and imports TensorFlow through
+`import_tensorflow`,
 which applies the level to the lines its libraries print while loading
 (they ignore the variable). The command line's absl `--verbosity`, when
 given, sets both the Python log level (absl's meaning) and the C++ one
@@ -29,8 +30,6 @@ import sys
 import tempfile
 import time
 
-import mpl_tf
-
 CPP_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 SEVERITIES = "IWEF"  # C++ log severities, in TF_CPP_MIN_LOG_LEVEL's order
 # A C++ log record's first line: absl's `I0000 00:00:1795...  1552 port.cc:153]`
@@ -39,6 +38,29 @@ CPP_LOG_LINE = re.compile(r"^(?:([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ "
                           r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) )")
 ABSL_BANNER = ("WARNING: All log messages before absl::InitializeLog() is "
                "called are written to STDERR")
+
+
+# TF_CPP_MIN_LOG_LEVEL as the user set it before `tensorflow_defaults`.
+USER_CPP_LEVEL = None
+
+
+def tensorflow_defaults():
+    """Set the command line's TensorFlow defaults; call before TensorFlow
+    is imported (both are read then). A value already in the environment
+    wins.
+
+    - TF_ENABLE_ONEDNN_OPTS=1: TensorFlow turns its oneDNN CPU kernels on
+      by default only on some Intel CPUs; on AMD EPYC the Eigen kernels make
+      the WRN-28-2 MPL step ~1.6x slower (docs/results.md).
+    - TF_CPP_MIN_LOG_LEVEL=3: TensorFlow's C++ logger prints CUDA probes
+      ("failed call to cuInit" where there is no GPU driver), oneDNN and
+      CPU-feature notices and saver timings: noise on a training console.
+      The user's own value is kept for `--verbosity` (configure_logging).
+    """
+    global USER_CPP_LEVEL
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    USER_CPP_LEVEL = os.environ.get(CPP_LEVEL)
+    os.environ.setdefault(CPP_LEVEL, "3")
 
 
 def cpp_min_log_level(verbosity):
@@ -50,14 +72,14 @@ def cpp_min_log_level(verbosity):
 def configure_logging(flag_values):
     """Apply the console defaults after the flags are parsed, then import
     TensorFlow. `flag_values`: absl's FLAGS."""
-    from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+    from absl import logging as absl_logging
 
     handler = absl_logging.get_absl_handler()
     current = getattr(handler, "python_handler", handler).formatter
     if not isinstance(current, PlainWarnings):
         handler.setFormatter(PlainWarnings(current or logging.Formatter()))
     if flag_values["verbosity"].present > 0:
-        if mpl_tf.USER_TF_CPP_MIN_LOG_LEVEL is None:
+        if USER_CPP_LEVEL is None:
             if "tensorflow" in sys.modules:
                 absl_logging.warning("--verbosity cannot change TensorFlow's C++ "
                                 "log level: TensorFlow is already imported")
@@ -182,7 +204,7 @@ class Progress:
         self._open = False  # the bar's line has no newline yet
         self._t0, self._step0 = time.time(), start
         if enabled and self.interactive:
-            import keras  # pylint: disable=import-outside-toplevel
+            import keras
             self._bar = keras.utils.Progbar(total)
             self._bar.update(start)
             self._open = start < total

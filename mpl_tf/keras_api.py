@@ -27,11 +27,12 @@ from mpl_tf.data import pipeline
 from mpl_tf.models.reduced_teacher import build_reduced_teacher
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training import nonfinite
+from mpl_tf import compat
 from mpl_tf import config
 from mpl_tf import evaluate
 from mpl_tf.config import StepConfig
 from mpl_tf.training.mpl import MPLModel
-from mpl_tf.training.optimizer import GlobalSGD, make_optimizer
+from mpl_tf.training.optimizer import make_optimizer
 from mpl_tf.training.reduced_mpl import ReducedMPLModel
 from mpl_tf.training.supervised import SupervisedModel
 from mpl_tf.training.uda import UDAModel
@@ -66,16 +67,12 @@ def reference_optimizer(learning_rate, name=None):
     return make_optimizer(learning_rate, "momentum", name or "sgd_nesterov")
 
 
-def _no_all_reduce(grads_and_vars):
-    return list(grads_and_vars)
-
-
 def _prepare_optimizer(optimizer, default_lr, name):
     """None -> the reference's optimizer at `default_lr`; a name or config
     -> keras.optimizers.get. Any Keras optimizer receives gradients the
     train step has already summed over replicas (then weight-decayed and
-    clipped by global norm): its own all-reduce is switched off, as
-    GlobalSGD's is. It takes the role's `name` (its checkpoint key)."""
+    clipped by global norm): its own all-reduce is switched off. It takes
+    the role's `name` (its checkpoint key)."""
     if optimizer is None:
         return reference_optimizer(default_lr, name)
     if isinstance(optimizer, (str, dict)):
@@ -83,8 +80,7 @@ def _prepare_optimizer(optimizer, default_lr, name):
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         raise TypeError(f"{name}: expected a keras.optimizers.Optimizer, got "
                         f"{type(optimizer).__name__}")
-    if not isinstance(optimizer, GlobalSGD):
-        optimizer._all_reduce_sum_gradients = _no_all_reduce  # pylint: disable=protected-access
+    compat.skip_optimizer_all_reduce(optimizer)
     # Named after its role, as the command line's: its key in checkpoints.
     optimizer.name = name
     return optimizer
@@ -106,7 +102,7 @@ def _twin(network, given, role):
     if given is None:
         try:
             given = keras.models.clone_model(network)
-        except Exception as err:  # pylint: disable=broad-except
+        except Exception as err:
             raise ValueError(
                 f"cannot clone {role} {network.name!r} for its moving "
                 f"average ({type(err).__name__}: {err}); pass a second, "
@@ -123,7 +119,7 @@ def _twin(network, given, role):
 def _step_config(cls, values):
     """The StepConfig of `cls`'s step arguments, checked by the one rule
     book (config.check)."""
-    unknown = set(values) - set(cls._STEP_ARGS)  # pylint: disable=protected-access
+    unknown = set(values) - set(cls._STEP_ARGS)
     if unknown:
         raise TypeError(f"{cls.__name__}() got unexpected arguments: "
                         f"{', '.join(sorted(unknown))}")
@@ -142,7 +138,7 @@ def _with_step_signature(cls, positional, keywords):
     params += [kind(name, kind.KEYWORD_ONLY, default=default)
                for name, default in keywords]
     params += [kind(name, kind.KEYWORD_ONLY, default=getattr(defaults, name))
-               for name in cls._STEP_ARGS]  # pylint: disable=protected-access
+               for name in cls._STEP_ARGS]
     params.append(kind("name", kind.KEYWORD_ONLY, default=None))
     cls.__init__.__signature__ = inspect.Signature(params)
 
@@ -396,7 +392,6 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels, ReducedMPLModel):
     def __init__(self, student, num_classes=None, *, reduced_teacher=None,
                  reduced_teacher_hidden=_RUN.reduced_teacher_hidden,
                  ema_student=None, name=None, **step_args):
-        # pylint: disable=non-parent-init-called,super-init-not-called
         cfg = _step_config(type(self), step_args)
         _check_network(student, "student")
         if reduced_teacher is None:

@@ -157,11 +157,11 @@ class Run:
     def __init__(self, params):
         params = config.validate(params)
         # Heavy imports after the cheap checks, so a typo fails in a second.
-        import keras  # pylint: disable=import-outside-toplevel
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        import keras
+        import tensorflow as tf
 
-        from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
-        from mpl_tf.data import registry  # pylint: disable=import-outside-toplevel
+        from mpl_tf import distribute
+        from mpl_tf.data import registry
 
         self.params = params
         if params.task_mode != "train" and not os.path.isdir(params.output_dir) \
@@ -181,7 +181,7 @@ class Run:
         check_output_dir(params, self.source)
         self.teacher_probs = None
         if params.teacher_labels and params.task_mode != "label":
-            from mpl_tf.data import teacher_labels  # pylint: disable=import-outside-toplevel
+            from mpl_tf.data import teacher_labels
             self.teacher_probs = teacher_labels.read(
                 params.teacher_labels,
                 teacher_labels.identity(params, self.source))
@@ -191,8 +191,8 @@ class Run:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     def main_loop(self, load_checkpoint=None):
-        from mpl_tf import task  # pylint: disable=import-outside-toplevel
-        from mpl_tf.training.loop import Loop  # pylint: disable=import-outside-toplevel
+        from mpl_tf import task
+        from mpl_tf.training.loop import Loop
 
         p = self.params
         model = task.build_trainer(p, self.source, self.strategy)
@@ -201,8 +201,8 @@ class Run:
                     self.source, load_checkpoint=load_checkpoint)
 
     def finetune_loop(self, start_network):
-        from mpl_tf import task  # pylint: disable=import-outside-toplevel
-        from mpl_tf.training.loop import REMEDIES, Loop  # pylint: disable=import-outside-toplevel
+        from mpl_tf import task
+        from mpl_tf.training.loop import REMEDIES, Loop
 
         p = self.params
         model = task.build_finetuner(p, self.source, self.strategy,
@@ -234,9 +234,9 @@ def _finetune(run, start_loop):
 
 
 def _export(run, loop):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
 
-    from mpl_tf import export  # pylint: disable=import-outside-toplevel
+    from mpl_tf import export
 
     target = _export_dir(run.params)
     if not loop.chief:  # every worker saves; only the chief's copy stays
@@ -260,13 +260,13 @@ def _export(run, loop):
 
 def distribute_scratch(run):
     """A non-chief worker's own directory, outside what the chief rewrites."""
-    from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
+    from mpl_tf import distribute
 
     return distribute.worker_scratch_dir(run.params.output_dir, run.strategy)
 
 
 def train(run):
-    from mpl_tf import distribute  # pylint: disable=import-outside-toplevel
+    from mpl_tf import distribute
 
     p = run.params
     if distribute.is_chief(run.strategy):
@@ -328,7 +328,7 @@ def export_only(run):
 
 
 def store_teacher_labels(run):
-    from mpl_tf.data import teacher_labeling  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data import teacher_labeling
 
     loop, restored = run.restore_main()
     directory, per_second = teacher_labeling.label(
@@ -366,10 +366,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.configure_logging(mpl_flags.FLAGS)  # before TensorFlow loads
-    # pylint: disable=import-outside-toplevel
     from mpl_tf.training.loop import NonFiniteError
     from mpl_tf.training.preemption import Preempted
-    # pylint: enable=import-outside-toplevel
     try:
         run(mpl_flags.from_flags())
     except ConfigError as err:
@@ -387,6 +385,7 @@ def main(argv):
 
 
 def run_cli():
+    console.tensorflow_defaults()  # before TensorFlow is imported
     if any(a in ("--help", "-h", "-?", "--helpshort") for a in sys.argv[1:]):
         print(__doc__.strip(), end="\n\n")
         print(mpl_flags.help_text())

@@ -42,7 +42,7 @@ def launch(num_workers, mpl_args, log_dir, timeout=None):
         env = dict(os.environ)
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers},
                                        "task": {"type": "worker", "index": i}})
-        log = open(os.path.join(log_dir, f"worker_{i}.log"), "w",  # pylint: disable=consider-using-with
+        log = open(os.path.join(log_dir, f"worker_{i}.log"), "w",
                    encoding="utf-8")
         procs.append((subprocess.Popen(
             [sys.executable, "-m", "mpl_tf.main", "--strategy=multi_worker",

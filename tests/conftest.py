@@ -3,7 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import mpl_tf  # noqa: E402,F401  (oneDNN on before TensorFlow loads, as in main)
+from mpl_tf import console  # noqa: E402
+
+console.tensorflow_defaults()  # as the command line does, before TensorFlow
 
 from absl import flags  # noqa: E402
 import pytest  # noqa: E402

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import mpl_tf  # noqa: E402,F401  (before TensorFlow, as the CLI does)
+from mpl_tf import console  # noqa: E402
 
 
 def _die():
@@ -39,9 +39,9 @@ def _fill_disk():
 
 
 def _fault_in_checkpoint(number, kind):
-    import glob  # pylint: disable=import-outside-toplevel
+    import glob
 
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
 
     original = tf.train.CheckpointManager.save
     torn = kind == "checkpoint_torn"
@@ -66,10 +66,10 @@ def _fault_in_checkpoint(number, kind):
 
 
 def _kill_in_export(point):
-    from mpl_tf import export  # pylint: disable=import-outside-toplevel
+    from mpl_tf import export
 
     if point == "export_write":
-        import keras  # pylint: disable=import-outside-toplevel
+        import keras
 
         def save(self, filepath, *args, **kwargs):  # after the SavedModel
             _die()
@@ -87,13 +87,14 @@ def _kill_in_export(point):
 
 
 def main():
+    console.tensorflow_defaults()  # before the patches import TensorFlow
     fault = os.environ["FAULT"]
     if ":" in fault:
         kind, number = fault.split(":")
         _fault_in_checkpoint(int(number), kind)
     else:
         _kill_in_export(fault)
-    from mpl_tf import main as cli  # pylint: disable=import-outside-toplevel
+    from mpl_tf import main as cli
     sys.argv[0] = "mpl_tf"
     cli.run_cli()
 

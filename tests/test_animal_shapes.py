@@ -18,7 +18,7 @@ def _files(tmp_path):
     labels = np.repeat(np.arange(10), 250)
     rng.shuffle(labels)
     grey = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
-    for name, array in zip(animal_shapes._FILES, (grey, labels)):  # pylint: disable=protected-access
+    for name, array in zip(animal_shapes._FILES, (grey, labels)):
         with gzip.open(tmp_path / name, "wb") as f:
             pickle.dump(array, f)
     return tmp_path, grey, labels

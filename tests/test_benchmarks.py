@@ -36,7 +36,7 @@ def test_loop_speed_quick_prints_table():
 
 
 def test_step_time_quick_sweep_prints_rows_and_plot(tmp_path):
-    import xml.etree.ElementTree as ET  # pylint: disable=import-outside-toplevel
+    import xml.etree.ElementTree as ET
     plot = tmp_path / "sweep.svg"
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"),

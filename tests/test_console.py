@@ -8,7 +8,6 @@ import subprocess
 import sys
 import types
 
-import mpl_tf
 from mpl_tf import console
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,7 +91,7 @@ class _FakeFlags:
 def test_verbosity_sets_the_cpp_level_unless_the_user_did(monkeypatch):
     from absl import logging
 
-    monkeypatch.setattr(mpl_tf, "USER_TF_CPP_MIN_LOG_LEVEL", None)
+    monkeypatch.setattr(console, "USER_CPP_LEVEL", None)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     verbosity = logging.get_verbosity()
     try:
@@ -100,7 +99,7 @@ def test_verbosity_sets_the_cpp_level_unless_the_user_did(monkeypatch):
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
         console.configure_logging(_FakeFlags(-2))  # errors and up
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
-        monkeypatch.setattr(mpl_tf, "USER_TF_CPP_MIN_LOG_LEVEL", "1")
+        monkeypatch.setattr(console, "USER_CPP_LEVEL", "1")
         console.configure_logging(_FakeFlags(0))  # the user's variable wins
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
         console.configure_logging(_FakeFlags(None))  # no --verbosity

@@ -52,7 +52,7 @@ def test_digits_splits_are_disjoint_and_test_is_fixed():
     assert sorted(all3) == list(range(1797))
     assert np.bincount(s1.labeled.labels).tolist() == [5] * 10
     # The unlabeled images' true classes ride along for diagnostics only.
-    images, labels = digits._images(16)  # pylint: disable=protected-access
+    images, labels = digits._images(16)
     unl = idx1["unlabeled"]
     np.testing.assert_array_equal(s1.unlabeled.images, images[unl])
     np.testing.assert_array_equal(s1.unlabeled.labels, labels[unl])

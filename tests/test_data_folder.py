@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from mpl_tf import task
 from mpl_tf import config, main
-from mpl_tf import flags as mpl_flags
 from mpl_tf.data import registry
 from mpl_tf.data.sources import folder
 from mpl_tf.data.pipeline import TrainInput

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tfds_fakes import fake_prepared  # noqa: E402  pylint: disable=wrong-import-position
+from tfds_fakes import fake_prepared  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -66,7 +66,7 @@ def test_per_replica_batches_under_two_cpu_devices(tmp_path):
                           capture_output=True, text=True, timeout=300,
                           cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     out = json.loads(line[-1][len("RESULT "):])
     assert out["replicas"] == 2
     mem = out["memory_shapes"]

@@ -17,7 +17,6 @@ import tensorflow_datasets as tfds
 
 from mpl_tf import task
 from mpl_tf import config, main
-from mpl_tf import flags as mpl_flags
 from mpl_tf.data import registry
 from mpl_tf.data.sources import tfds_crops as crops
 from mpl_tf.data.sources import tfds_files
@@ -26,7 +25,7 @@ from mpl_tf.data.source import StreamedSplit
 from mpl_tf.errors import ConfigError
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tfds_fakes import fake_prepared  # noqa: E402  pylint: disable=wrong-import-position
+from tfds_fakes import fake_prepared  # noqa: E402
 
 N = 60  # examples per mocked split
 
@@ -216,7 +215,7 @@ class _Unprepared:
 @pytest.mark.parametrize("download", [False, True])
 def test_data_download_asks_tfds_to_download_and_only_then(monkeypatch,
                                                            download):
-    from mpl_tf.data.sources import tfds as tfds_source  # pylint: disable=import-outside-toplevel
+    from mpl_tf.data.sources import tfds as tfds_source
     fake = _Unprepared()
     monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: fake)
     if download:

@@ -40,7 +40,7 @@ def _run(out, *extra, fault=None, steps=4):
 def _one_line(proc, start):
     """What the user reads on a fault: one line, no traceback."""
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("mpl_tf:")]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("mpl_tf:")]
     assert len(lines) == 1 and lines[0].startswith(start), proc.stderr[-3000:]
     return lines[0]
 
@@ -229,7 +229,7 @@ def test_an_image_that_breaks_between_runs_is_refused_on_resume(tmp_path):
     _cut_jpeg(str(tmp_path / "data" / "train" / "cat" / "3.jpg"))
     proc = _run(out, *data, "--skip_bad_images", steps=4)
     assert proc.returncode == 2
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("mpl_tf:")]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("mpl_tf:")]
     assert lines[0].startswith("mpl_tf: warning: --skip_bad_images: skip")
     assert lines[1].startswith(f"mpl_tf: error: --output_dir={out} was "
                                "trained on other images")

@@ -48,6 +48,6 @@ def test_paired_feedback_moves_once_the_student_learns(mode):
 
 
 def test_an_unknown_pseudo_label_mode_is_an_error():
-    from mpl_tf.training.mpl import pseudo_labels  # pylint: disable=import-outside-toplevel
+    from mpl_tf.training.mpl import pseudo_labels
     with pytest.raises(ValueError, match="'soft'"):
         pseudo_labels(np.zeros((2, 3), np.float32), "soft")

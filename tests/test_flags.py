@@ -71,10 +71,16 @@ def test_reference_defaults_kept():
 
 
 @pytest.mark.parametrize("overrides,needle", [
-    (dict(model_type="resnet-9000"), "--model_type='resnet-9000' is not known; choose one of: wrn-28-2"),
-    (dict(dataset_name="mnist_50_mpl"), "--dataset_name='mnist_50_mpl' is not a dataset name; valid forms: digits_<N>"),
-    (dict(dataset_name="digits_5000_mpl"), "asked for 5000 labeled images but only 1197 are available"),
-    (dict(task_mode="fly"), "--task_mode='fly' is not valid; choose one of: train, finetune, eval, export"),
+    (dict(model_type="resnet-9000"),
+     "--model_type='resnet-9000' is not known; choose one of: wrn-28-2"),
+    (dict(dataset_name="mnist_50_mpl"),
+     "--dataset_name='mnist_50_mpl' is not a dataset name; valid forms: "
+     "digits_<N>"),
+    (dict(dataset_name="digits_5000_mpl"),
+     "asked for 5000 labeled images but only 1197 are available"),
+    (dict(task_mode="fly"),
+     "--task_mode='fly' is not valid; choose one of: train, finetune, eval, "
+     "export"),
     (dict(label_smoothing=1.5), "--label_smoothing=1.5 is not valid"),
     (dict(train_batch_size=0), "--train_batch_size=0 is not valid"),
     (dict(iterations_per_loop=0),

@@ -93,7 +93,7 @@ def test_defaults_are_the_flags_defaults():
     for cls in (mpl_tf.MetaPseudoLabels, mpl_tf.ReducedMetaPseudoLabels,
                 mpl_tf.UDA, mpl_tf.Supervised):
         params = inspect.signature(cls).parameters
-        for name in cls._STEP_ARGS:  # pylint: disable=protected-access
+        for name in cls._STEP_ARGS:
             assert params[name].default == flag[name], (cls, name)
     scaled = flag["train_batch_size"] / 256
     assert keras_api.MPL_TEACHER_LR == flag["mpl_teacher_lr"] * scaled
@@ -106,9 +106,15 @@ def test_defaults_are_the_flags_defaults():
             == flag["max_nonfinite_steps"])
 
 
-def test_import_mpl_tf_does_not_start_tensorflow():
-    code = "import sys, mpl_tf; assert 'tensorflow' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, env=_env(),
+def test_import_mpl_tf_does_not_start_tensorflow_nor_touch_the_environment():
+    code = ("import os, sys; before = dict(os.environ); import mpl_tf; "
+            "assert 'tensorflow' not in sys.modules; "
+            "mpl_tf.MetaPseudoLabels, mpl_tf.data.train_dataset; "
+            "assert dict(os.environ) == before, set(os.environ) ^ set(before)")
+    env = _env()
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env,
                    timeout=300)
     assert mpl_tf.MetaPseudoLabels is keras_api.MetaPseudoLabels
     assert mpl_tf.data.train_dataset is pipeline.train_dataset
@@ -305,7 +311,6 @@ def test_keras_callbacks_and_saving(source, tmp_path):
     as_json = lambda model: json.dumps(model.get_config(), sort_keys=True)
     assert as_json(loaded) == as_json(mpl)
     assert_same(weights(loaded), weights(mpl))
-    # pylint: disable=protected-access
     for name in ("nonfinite_steps", "student_seed_state_0"):
         assert np.array_equal(loaded._extra_state()[name].numpy(),
                               mpl._extra_state()[name].numpy())

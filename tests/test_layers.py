@@ -40,7 +40,7 @@ def test_fused_batch_norm_matches_keras_values_stats_and_gradients():
     ours, theirs = _batch_norms(rng)
     before = [v.numpy() for v in ours.non_trainable_weights]
     for training in (True, False):
-        a, b = (_outputs_and_grads(l, x, training) for l in (ours, theirs))
+        a, b = (_outputs_and_grads(layer, x, training) for layer in (ours, theirs))
         for ta, tb in zip(a, b):
             np.testing.assert_allclose(ta, tb, rtol=1e-4, atol=1e-4)
     # Training calls moved the averages alike (biased batch variance).
@@ -121,7 +121,8 @@ def test_batch_norm_leaky_relu_matches_keras_to_second_order(slope):
     ours.set_weights(theirs.get_weights())
     reference = _KerasBatchNormThenLeakyReLU(theirs, slope)
     for training in (True, False):
-        a, b = (_outputs_and_grads(l, x, training) for l in (ours, reference))
+        a, b = (_outputs_and_grads(layer, x, training)
+                for layer in (ours, reference))
         for name, ta, tb in zip(["y", "dx", "dgamma", "dbeta",
                                  "d2gamma", "d2beta"], a, b):
             np.testing.assert_allclose(ta, tb, rtol=2e-4, atol=2e-4,
@@ -162,15 +163,15 @@ def test_a_network_meta_gradient_is_the_same_with_the_recomputing_layer():
     respect to its soft targets (which the teacher's weights make): that
     derivative must not change when batch norm + leaky ReLU recompute
     their input in the backward pass."""
-    from mpl_tf.models import registry  # pylint: disable=import-outside-toplevel
+    from mpl_tf.models import registry
 
     rng = np.random.default_rng(3)
     x = tf.constant(rng.uniform(0, 255, (6, 12, 12, 3)), tf.float32)
     w = tf.Variable(rng.normal(size=(6, 10)), dtype=tf.float32)  # "teacher"
     net = registry.build(registry.ModelConfig("cnn-tiny", 10, 12,
                                               dense_dropout_rate=0.0), "s")
-    bn_layers = [l for l in net.layers
-                 if isinstance(l, layers.BatchNormLeakyReLU)]
+    bn_layers = [layer for layer in net.layers
+                 if isinstance(layer, layers.BatchNormLeakyReLU)]
     assert bn_layers
     for layer in bn_layers:  # away from the initial scale 1 and shift 0
         layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))

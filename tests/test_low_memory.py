@@ -75,7 +75,6 @@ def test_wrn_recomputing_steps_equal_the_plain_step():
     plain = _trainer(False, "hard", recompute_teacher=False, **wrn)
     trainers = [plain, _trainer(False, "hard", **wrn),
                 _trainer(True, "hard", **wrn)]
-    # pylint: disable=protected-access
     assert plain._recomputing_calls() == (None, None)
     assert [[c is None for c in t._recomputing_calls()]
             for t in trainers[1:]] == [[False, True], [False, False]]

@@ -19,8 +19,8 @@ def test_models_follow_flags_and_give_float32_logits():
     cfg = registry.ModelConfig("cnn-tiny", 7, 12, batch_norm_decay=0.9,
                                batch_norm_epsilon=1e-2, dense_dropout_rate=0.3)
     model = registry.build(cfg, "m")
-    bns = [l for l in model.layers if "bn" in l.name]
-    assert bns and all(l.momentum == 0.9 and l.epsilon == 1e-2 for l in bns)
+    bns = [layer for layer in model.layers if "bn" in layer.name]
+    assert bns and all(b.momentum == 0.9 and b.epsilon == 1e-2 for b in bns)
     assert model.get_layer("head_dropout").rate == 0.3
     out = model(np.zeros((2, 12, 12, 3), np.float32))
     assert out.shape == (2, 7) and out.dtype == "float32"

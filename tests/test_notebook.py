@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tfds_fakes import fake_prepared, mock_in_child_processes  # noqa: E402  pylint: disable=wrong-import-position
+from tfds_fakes import fake_prepared, mock_in_child_processes  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "colab_tpu.ipynb"

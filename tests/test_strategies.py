@@ -70,7 +70,7 @@ def test_mpl_step_graph_has_no_host_python():
                 "u_weak": img(8), "u_strong": img(8)}
         graph = tf.function(model.train_step).get_concrete_function(spec).graph
         ops = {op.type for op in graph.get_operations()}
-        for fn in graph._functions.values():  # pylint: disable=protected-access
+        for fn in graph._functions.values():
             ops |= {n.op for n in fn.definition.node_def}
         assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}, ops
 

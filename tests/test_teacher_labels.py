@@ -24,7 +24,7 @@ from mpl_tf.data.source import Source, Split, StreamedSplit
 from mpl_tf.errors import ConfigError
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tfds_fakes import fake_prepared  # noqa: E402  pylint: disable=wrong-import-position
+from tfds_fakes import fake_prepared  # noqa: E402
 
 C = 20           # classes: one per image value below
 N_UNLABELED = 20

@@ -13,7 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(REPO, "examples", "two_moons.py")
 sys.path.insert(0, os.path.dirname(EXAMPLE))
 
-import two_moons  # noqa: E402  pylint: disable=wrong-import-position
+import two_moons  # noqa: E402
 
 
 def test_example_prints_its_table_and_draws_the_boundaries(

@@ -41,7 +41,9 @@ def fake_prepared(data_dir, name, splits, n, label_names=None):
 SITECUSTOMIZE = '''\
 """Written by tests/tfds_fakes.py: every Python process started with this
 folder on PYTHONPATH reads TFDS through tfds.testing.mock_data."""
-import mpl_tf  # noqa: F401  (its TensorFlow settings come before TF loads)
+from mpl_tf import console
+
+console.tensorflow_defaults()  # before TensorFlow loads, as the CLI
 import tensorflow_datasets as tfds
 
 # Kept referenced: a collected context manager would undo the mock.

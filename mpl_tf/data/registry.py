@@ -117,7 +117,7 @@ def load_source(cfg, **options):
     "cifar10_4000_mpl") with other options as keyword arguments (seed,
     data_dir, image_size, num_val, ...)."""
     if isinstance(cfg, str):
-        from mpl_tf import config  # pylint: disable=import-outside-toplevel
+        from mpl_tf import config
         cfg = config.defaults(dataset_name=cfg, **options)
     name = parse(cfg.dataset_name)
     _check_source_flags(cfg, name.source)

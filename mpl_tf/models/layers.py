@@ -165,12 +165,6 @@ def batch_norm_leaky_relu(cfg, name):
         name=name)
 
 
-def batch_norm(cfg, name):
-    return BatchNorm(
-        momentum=cfg.batch_norm_decay, epsilon=cfg.batch_norm_epsilon,
-        synchronized=cfg.sync_batch_norm, name=name)
-
-
 def _leaky_relu_from_output(x, slope):
     """Leaky ReLU whose gradient is read off its output, not its input.
 
@@ -211,11 +205,6 @@ class LeakyReLU(keras.layers.LeakyReLU):
         if self.negative_slope <= 0 or not self.from_output:
             return super().call(inputs)
         return _leaky_relu_from_output(inputs, self.negative_slope)
-
-
-def leaky_relu(name):
-    # The reference uses leaky ReLU with slope 0.2 throughout its WRN.
-    return LeakyReLU(negative_slope=0.2, name=name)
 
 
 def conv(filters, kernel, stride, name):

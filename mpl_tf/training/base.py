@@ -12,6 +12,7 @@ replica.
 import keras
 import tensorflow as tf
 
+from mpl_tf import compat
 from mpl_tf.training import ema as ema_lib
 from mpl_tf.training import nonfinite
 
@@ -39,21 +40,18 @@ def global_accuracy(predicted, labels):
 def decayed_variable_ids(model):
     """ids of the trainable weights that take weight decay: all but BN's."""
     ids = set()
-    for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    for layer in compat.sublayers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             continue
-        for w in layer._trainable_variables:  # pylint: disable=protected-access
+        for w in compat.own_trainable_variables(layer):
             ids.add(id(w))
     return ids
 
 
 def seed_states(network):
     """State variables of the random-seed generators of a network's layers."""
-    states = []
-    for layer in network._flatten_layers(include_self=True):  # pylint: disable=protected-access
-        for gen in getattr(layer, "_seed_generators", []):
-            states.append(gen.state)
-    return states
+    return [state for layer in compat.sublayers(network, include_self=True)
+            for state in compat.seed_generator_states(layer)]
 
 
 class TrainerModel(keras.Model):
@@ -208,7 +206,7 @@ class TrainerModel(keras.Model):
     def update_ema(self, step):
         if self.ema_network is None:
             return
-        from mpl_tf import schedules  # pylint: disable=import-outside-toplevel
+        from mpl_tf import schedules
         dtype = self.ema_network.trainable_variables[0].dtype
         ema_lib.update(self.ema_network, self.deployed,
                        schedules.ema_decay(step, self.cfg.ema_decay, dtype))

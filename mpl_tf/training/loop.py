@@ -137,10 +137,10 @@ class Loop:
 
         @tf.function
         def train_loop(iterator, steps):
-            def more(i, in_a_row, rows):  # pylint: disable=unused-argument
+            def more(i, in_a_row, rows):
                 return tf.logical_and(i < steps, in_a_row <= limit)
 
-            def body(i, in_a_row, rows):  # pylint: disable=unused-argument
+            def body(i, in_a_row, rows):
                 row, in_a_row = one_step(iterator)
                 return i + 1, in_a_row, rows.write(i, row)
 

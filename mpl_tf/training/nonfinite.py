@@ -98,7 +98,7 @@ class Window(keras.metrics.Metric):
                                                 new("count"))
         self.skipped, self.cause = new("skipped"), new("cause", "int64")
 
-    def update_state(self, feedback, cause):  # pylint: disable=arguments-differ
+    def update_state(self, feedback, cause):
         skipped = cause > 0
         self.skipped.assign_add(tf.cast(skipped, tf.float32))
         self.cause.assign(tf.bitwise.bitwise_or(self.cause, cause))

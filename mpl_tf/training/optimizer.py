@@ -10,14 +10,16 @@ undoes a step whose gradient norm is not finite, optimizer slots included.)
 
 import keras
 
+from mpl_tf import compat
+
 
 @keras.saving.register_keras_serializable(package="mpl_tf")
 class GlobalSGD(keras.optimizers.SGD):
     """keras.optimizers.SGD (Nesterov optional) without the all-reduce."""
 
-    def _all_reduce_sum_gradients(self, grads_and_vars):
-        # Already summed over replicas by the train step: do not sum again.
-        return list(grads_and_vars)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        compat.skip_optimizer_all_reduce(self)
 
 
 def make_optimizer(learning_rate, optim_type, name):

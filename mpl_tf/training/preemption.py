@@ -16,6 +16,8 @@ import threading
 
 import tensorflow as tf
 
+from mpl_tf import compat
+
 
 class Preempted(Exception):
     """Raised after the preemption checkpoint is written."""
@@ -28,7 +30,7 @@ class PreemptionWatcher:
         self._requested = False
         self._previous = None
         self._reduce = None
-        if strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+        if compat.is_multi_worker(strategy):
             self._reduce = self._make_reduce()
 
     def __enter__(self):
@@ -41,7 +43,7 @@ class PreemptionWatcher:
             signal.signal(signal.SIGTERM, self._previous)
         return False
 
-    def _on_sigterm(self, signum, frame):  # pylint: disable=unused-argument
+    def _on_sigterm(self, signum, frame):
         self._requested = True
 
     def _make_reduce(self):

@@ -145,7 +145,7 @@ class StrongAugment:
         self.engine = engine = cfg.randaugment
         self._magnitude = min(cfg.magnitude / REFERENCE_MAX_MAGNITUDE, 1.0)
         if engine == "keras_cv":
-            import keras_cv  # pylint: disable=import-outside-toplevel  (slow import)
+            import keras_cv  #  (slow import)
 
             self._keras_cv = keras_cv.layers.RandAugment(
                 value_range=(0, 255), augmentations_per_image=cfg.ops_per_image,

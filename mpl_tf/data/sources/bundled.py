@@ -9,7 +9,6 @@ of the training pool (its true classes kept only for diagnostics), with the
 labeled images in it unless `labeled_in_unlabeled` is false.
 """
 
-import numpy as np
 
 from mpl_tf.data import splits
 from mpl_tf.data.source import Source, Split

@@ -23,7 +23,7 @@ _TEST_SPLIT_SEED = 20210301
 
 
 def _images(image_size):
-    from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+    from sklearn.datasets import load_digits
 
     data = load_digits()
     grey = np.clip(data.images * 16.0, 0, 255).astype(np.float32)[..., None]

@@ -69,7 +69,7 @@ def prepared_builder(tfds_name, data_dir, dataset_name, download=False):
     """The TFDS builder of prepared data. Missing data: with `download`
     (--data_download) TFDS downloads and prepares it, with its own progress
     output; otherwise ConfigError at once (offline machines would hang)."""
-    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    import tensorflow_datasets as tfds
 
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     if builder.is_prepared():

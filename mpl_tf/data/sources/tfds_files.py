@@ -46,7 +46,7 @@ def read_part(builder, split, keep, input_context=None, training=False,
     `decoders` says otherwise), 'label' int32 (-1 if the split has none)
     and 'index' int64.
     """
-    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    import tensorflow_datasets as tfds
 
     pipeline_id, num_pipelines, _ = pipeline_layout(input_context)
     offsets = shard_offsets(builder, split)
