@@ -6,7 +6,7 @@ number of examples, so summing the per-replica values (or their gradients)
 over replicas gives the global mean exactly once. Cross-entropy is written as
 -sum p * log_softmax(z): TensorFlow's fused softmax-cross-entropy op has no
 gradient with respect to its labels' gradient path, which silently zeroes the
-exact meta-gradient (MPL_SPEC section 6).
+exact meta-gradient (docs/design.md, section 7).
 """
 
 import tensorflow as tf
@@ -48,7 +48,8 @@ def labeled_ce(labels, logits, global_size, label_smoothing=0.0):
 
 def uda_consistency(weak_logits, strong_logits, temperature, threshold,
                     global_size):
-    """UDA loss on unlabeled images; returns (loss, number of kept images).
+    """UDA loss on unlabeled images; returns (loss, the mask: 1 for each
+    image kept).
 
     Target q = softmax(weak / T) with no gradient; an image counts only when
     max q >= threshold; the sum is divided by ALL unlabeled images of the
@@ -59,4 +60,4 @@ def uda_consistency(weak_logits, strong_logits, temperature, threshold,
     mask = tf.cast(tf.reduce_max(targets, -1) >= threshold, targets.dtype)
     per_image = cross_entropy(targets, strong_logits)
     loss = tf.reduce_sum(tf.cast(mask, per_image.dtype) * per_image)
-    return loss / tf.cast(global_size, per_image.dtype), tf.reduce_sum(mask)
+    return loss / tf.cast(global_size, per_image.dtype), mask

@@ -229,8 +229,21 @@ def _finetune(run, start_loop):
     print(_summary("before finetune", before))
     loop = run.finetune_loop(start_loop.model.eval_network)
     after = loop.run()
-    print(_summary(f"after {run.params.finetune_steps} finetune steps", after))
     return loop, {"before": before, "after": after}
+
+
+def _deployed(run, finetuned):
+    """What the export holds, in words: "EMA student", "finetuned student"..."""
+    if finetuned:
+        return f"student after {run.params.finetune_steps} finetune steps"
+    role = "student" if run.params.mode == "mpl" else "model"
+    return f"EMA {role}" if run.params.ema_decay > 0 else role
+
+
+def _final(run, result, finetuned, path):
+    """The console's last word: the exported network's scores."""
+    print(_summary(f"final (the exported {_deployed(run, finetuned)}, "
+                   f"{path})", result))
 
 
 def _export(run, loop):
@@ -275,14 +288,15 @@ def train(run):
     result = {"test": None}
     result.update(loop.run())
     result["start_step"] = loop.start_step
-    print(_summary("final", result))
     if result.get("teacher"):
         print(_summary("final teacher", result["teacher"]))
-    final = loop
+    final, deployed = loop, result
     if p.finetune_steps > 0:
         final, result["finetune"] = _finetune(run, loop)
+        deployed = result["finetune"]["after"]
     result["export"] = _export(run, final)
     result["trainer"] = final.model
+    _final(run, deployed, p.finetune_steps > 0, result["export"])
     return result
 
 
@@ -292,6 +306,7 @@ def finetune(run):
     final, result = _finetune(run, loop)
     result["export"] = _export(run, final)
     result["trainer"] = final.model
+    _final(run, result["after"], True, result["export"])
     return result
 
 

@@ -118,7 +118,7 @@ def train_input(params, source, teacher_probs=None):
 def build_finetuner(params, source, strategy, start_network):
     """The finetune stage: a copy of `start_network` (the EMA student) trained
     on the labeled images alone with SGD Nesterov at a constant
-    --finetune_lr and no weight decay (MPL_SPEC section 5)."""
+    --finetune_lr and no weight decay (docs/design.md, section 4)."""
     cfg = dataclasses.replace(config.step_config(params), weight_decay=0.0,
                               ema_decay=0.0)
     mcfg = model_config(params, source, strategy.num_replicas_in_sync)

@@ -5,8 +5,11 @@
 
 Each worker is `python -m mpl_tf.main --strategy=multi_worker <args>` with a
 TF_CONFIG naming all workers on 127.0.0.1 (free ports picked here). Worker 0
-is the chief: it writes checkpoints, logs and the export. Logs go to
-<log_dir>/worker_<i>.log. Exits with the first non-zero worker status.
+is the chief: it writes checkpoints, logs and the export, and its console
+(progress, evaluations, results, warnings) is shown here as it runs. Every
+worker's output is kept in <log_dir>/worker_<i>.log, by default under the
+run's --output_dir (given on the command line or in a flagfile). Exits with
+the first non-zero worker status.
 
 On real hosts, start the same command on every host with TF_CONFIG set to
 {"cluster": {"worker": ["host0:port", "host1:port", ...]},
@@ -20,6 +23,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 
 def free_ports(n):
@@ -34,19 +38,35 @@ def free_ports(n):
     return ports
 
 
-def launch(num_workers, mpl_args, log_dir, timeout=None):
+def _copy_lines(source, *sinks):
+    for line in iter(source.readline, ""):
+        for sink in sinks:
+            sink.write(line)
+            sink.flush()
+
+
+def launch(num_workers, mpl_args, log_dir, timeout=None, show_chief=False):
+    """Start the workers and wait; returns their exit codes."""
     os.makedirs(log_dir, exist_ok=True)
     workers = [f"127.0.0.1:{p}" for p in free_ports(num_workers)]
-    procs = []
+    procs, copiers = [], []
     for i in range(num_workers):
         env = dict(os.environ)
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers},
                                        "task": {"type": "worker", "index": i}})
         log = open(os.path.join(log_dir, f"worker_{i}.log"), "w",
                    encoding="utf-8")
-        procs.append((subprocess.Popen(
+        shown = show_chief and i == 0
+        proc = subprocess.Popen(
             [sys.executable, "-m", "mpl_tf.main", "--strategy=multi_worker",
-             *mpl_args], env=env, stdout=log, stderr=subprocess.STDOUT), log))
+             *mpl_args], env=env, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE if shown else log)
+        if shown:
+            copiers.append(threading.Thread(
+                target=_copy_lines, args=(proc.stdout, log, sys.stdout),
+                daemon=True))
+            copiers[-1].start()
+        procs.append((proc, log))
     codes = []
     for proc, log in procs:
         try:
@@ -55,19 +75,50 @@ def launch(num_workers, mpl_args, log_dir, timeout=None):
             for other, _ in procs:
                 other.kill()
             codes.append(-9)
+    for copier in copiers:
+        copier.join(timeout=10)
+    for _, log in procs:
         log.close()
     return codes
+
+
+def output_dir(mpl_args):
+    """The run's --output_dir: on the command line, or in a flagfile (the
+    last one given wins, as absl reads them)."""
+    found = None
+    for arg in mpl_args:
+        if arg.startswith("--output_dir="):
+            found = arg.split("=", 1)[1]
+        elif arg.startswith("--flagfile="):
+            found = _from_flagfile(arg.split("=", 1)[1]) or found
+    return found
+
+
+def _from_flagfile(path):
+    if not os.path.isfile(path):
+        return None
+    found = None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith(("--output_dir=", "--flagfile=")):
+                found = output_dir([line]) or found
+    return found
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_workers", type=int, default=2)
-    parser.add_argument("--log_dir", default="runs/worker_logs")
+    parser.add_argument("--log_dir", default=None,
+                        help="default: <output_dir>/worker_logs")
     parser.add_argument("mpl_args", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     mpl_args = [a for a in args.mpl_args if a != "--"]
-    codes = launch(args.num_workers, mpl_args, args.log_dir)
-    print(f"worker exit codes: {codes}; logs in {args.log_dir}")
+    log_dir = args.log_dir or os.path.join(output_dir(mpl_args) or "runs",
+                                           "worker_logs")
+    codes = launch(args.num_workers, mpl_args, log_dir, show_chief=True)
+    print(f"worker exit codes: {codes}; every worker's output is in "
+          f"{log_dir}")
     sys.exit(next((c for c in codes if c), 0))
 
 

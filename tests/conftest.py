@@ -1,8 +1,12 @@
 """Shared test set-up: quiet TensorFlow, parse absl flags once."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The fixtures and helpers the tests import (step_fixtures, tfds_fakes, ...).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "support"))
 from mpl_tf import console  # noqa: E402
 
 console.tensorflow_defaults()  # as the command line does, before TensorFlow

@@ -42,7 +42,9 @@ def test_default_run_prints_progress_and_results_only(tmp_path):
                      stdout, re.M), stdout
     assert re.search(r"^step 4: test top-1 0\.\d{4} \(teacher 0\.\d{4}\)$",
                      stdout, re.M), stdout
-    assert "\nfinal: test top-1 " in stdout
+    # The last accuracy line is the exported network's, after the export.
+    assert re.search(r"exported SavedModel: .*\nfinal \(the exported "
+                     r"student, .*\): test top-1 0\.\d{4}, top-5 .*\n$", stdout)
     assert "exported SavedModel: " in stdout
 
 

@@ -156,6 +156,21 @@ def test_unlabeled_labels_from_class_subfolders_for_diagnosis(folders):
     batch = next(iter(TrainInput(source, task.augmentation(p, source),
                                  "mpl", 4, 2, seed=0).dataset()))
     assert batch["u_labels"].shape == (8,)
+    assert "u_out_of_classes" not in batch  # nothing known to be out
+
+
+def test_an_other_subfolder_marks_images_of_none_of_the_classes(folders):
+    _write(os.path.join(folders["unlabeled_dir"], "_other", "x.png"), 8)
+    _write(os.path.join(folders["unlabeled_dir"], "_other", "y", "z.png"), 9)
+    p = _params(folders, skip_bad_images=True, dataset_name="image_folder_4_mpl",
+                labeled_in_unlabeled=False)
+    source = registry.load_source(p)
+    # sorted paths: _other/x.png, _other/y/z.png, then a/... (unknown)
+    assert source.unlabeled.labels[8:].tolist() == [-2, -2] + [-1] * 5
+    batch = next(iter(TrainInput(source, task.augmentation(p, source),
+                                 "mpl", 8, 4, seed=0).dataset()))
+    np.testing.assert_array_equal(batch["u_out_of_classes"],
+                                  (batch["u_labels"] == -2).numpy())
 
 
 def test_reading_folders_says_what_it_reads(folders, caplog):

@@ -1,7 +1,7 @@
 """TFDS sources (CIFAR, SVHN, ImageNet), streaming, crops, many replicas.
 
 Offline: prepared data is faked by writing its metadata files
-(tests/tfds_fakes.py) and reading through `tfds.testing.mock_data`, which
+(tests/support/tfds_fakes.py) and reading through `tfds.testing.mock_data`, which
 yields random examples (and ignores split slicing, so split logic is
 checked on our own indices). Nothing may trigger a download.
 """

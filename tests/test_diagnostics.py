@@ -2,6 +2,7 @@
 pseudo-label accuracy, teacher-student agreement, UDA mask ratio, the
 student's labeled loss before/after its step, the feedback's window stats."""
 
+import dataclasses
 import json
 import math
 import os
@@ -65,6 +66,49 @@ def test_uda_logs_its_teachers_accuracy_on_unlabeled_images():
     np.testing.assert_allclose(float(metrics["uda/teacher_accuracy_on_u"]),
                                expected, rtol=1e-6)
     assert "mpl/pseudo_label_accuracy" not in metrics
+
+
+@pytest.mark.parametrize("mode", ["uda", "taylor"])
+def test_out_of_class_shares_and_confidences(mode):
+    """Unlabeled images known to be of none of the classes: their share of
+    the batch, of the images over the threshold, of what the student learns
+    from, and the teacher's confidence on them and on the others, computed
+    here from the teacher's weak-view logits."""
+    model = fx.trainer(mode, dropout=0.0)
+    batch = fx.batch(np.random.default_rng(6), b=4, mu=4)
+    u = len(batch["u_weak"])
+    z_w = _logits(model.teacher, teacher_images(batch))[-2 * u:-u]
+    q = np.exp(z_w / model.cfg.uda_temp)
+    confidence = (q / q.sum(-1, keepdims=True)).max(-1)
+    # A threshold that keeps about half of them.
+    model.cfg = dataclasses.replace(model.cfg,
+                                    uda_threshold=float(np.median(confidence)))
+    kept = confidence >= model.cfg.uda_threshold
+    # Out of the classes: 4 images over the threshold, 1 under it.
+    out = np.zeros(u, bool)
+    out[np.flatnonzero(kept)[:4]] = True
+    out[np.flatnonzero(~kept)[:1]] = True
+    labels = np.where(out, -2, np.arange(u) % 10).astype(np.int32)
+    labels[np.flatnonzero(~out)[0]] = -1  # unknown: neither in nor out
+    batch.update(u_labels=labels, u_out_of_classes=out.astype(np.float32))
+    assert 0 < kept.sum() < u and kept[out].any()
+    metrics = model.train_step(batch)
+    expected = {
+        "ood/share": out.mean(),
+        "ood/share_confident": (out & kept).sum() / kept.sum(),
+        "ood/teacher_confidence_in": confidence[labels >= 0].mean(),
+        "ood/teacher_confidence_out": confidence[out].mean()}
+    if mode == "taylor":
+        expected["ood/share_learned"] = out.mean()
+    got = {k: float(v) for k, v in metrics.items() if k.startswith("ood/")}
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_no_out_of_class_metrics_without_such_images():
+    model = fx.trainer("taylor", dropout=0.0)
+    batch = fx.batch(np.random.default_rng(6))
+    batch["u_labels"] = np.zeros(len(batch["u_weak"]), np.int32)
+    assert not [k for k in model.train_step(batch) if k.startswith("ood/")]
 
 
 def test_window_stats():

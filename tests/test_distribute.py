@@ -1,6 +1,6 @@
 """Two mirrored CPU replicas train exactly like one device.
 
-Runs tests/replica_check.py in a subprocess (logical CPU devices must be set
+Runs tests/support/scripts/replica_check.py in a subprocess (logical CPU devices must be set
 before TensorFlow starts). Weights compared: teacher and student (with
 batch-norm statistics), EMA student and the MPL baseline.
 """
@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _replica_check(*args):
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tests", "replica_check.py"),
+        [sys.executable, os.path.join(REPO, "tests", "support", "scripts", "replica_check.py"),
          *args], capture_output=True, text=True, timeout=600, cwd=REPO,
         check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

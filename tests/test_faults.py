@@ -1,7 +1,7 @@
 """The fault matrix (README, "Training lifecycle"): the faults a long run
 meets, each driven through the command line (or `fit` where it applies),
 with what the user reads, what is on disk after, and that a rerun resumes
-or finishes. Kills come from tests/fault_cli.py."""
+or finishes. Kills come from tests/support/scripts/fault_cli.py."""
 
 import os
 import shutil
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAULT_CLI = os.path.join(REPO, "tests", "fault_cli.py")
+FAULT_CLI = os.path.join(REPO, "tests", "support", "scripts", "fault_cli.py")
 
 TINY = ["--dataset_name=digits_30_mpl", "--model_type=cnn-tiny",
         "--image_size=12", "--train_batch_size=8", "--uda_data=2",

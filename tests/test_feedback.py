@@ -1,4 +1,4 @@
-"""The MPL feedback h = CE_old - CE_new, measured as a pair (MPL_SPEC §2.7).
+"""The MPL feedback h = CE_old - CE_new, measured as a pair (docs/design.md, section 1).
 
 With the student's learning rate at 0 the student does not move, so a
 measurement of its step must read exactly 0, with dropout and batch norm on.

@@ -25,7 +25,7 @@ from mpl_tf.data.sources import digits
 from mpl_tf.data.pipeline import TrainInput
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-CHECK = REPO / "tests" / "keras_fit_check.py"
+CHECK = REPO / "tests" / "support" / "scripts" / "keras_fit.py"
 SIZE = 8
 # The step's own scalars, as the CLI logs them (README, "What is logged").
 CLI_NAMES = ("cross_entropy/student_on_u", "cross_entropy/student_on_l",

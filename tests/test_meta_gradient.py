@@ -70,7 +70,7 @@ def _flat(arrays):
 
 
 def test_fused_cross_entropy_would_zero_the_meta_gradient(monkeypatch):
-    """The trap of MPL_SPEC section 6: prove the check above would catch it."""
+    """The trap of docs/design.md, section 7: prove the check above would catch it."""
     trainer, batch = _setup()
     ours = np.linalg.norm(_flat(_meta_gradient(trainer, batch)))
     monkeypatch.setattr(

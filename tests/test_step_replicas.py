@@ -1,5 +1,5 @@
 """The paired feedback and the undo of a non-finite step on 2 mirrored CPU
-replicas (tests/step_check.py, in one subprocess: logical devices must be
+replicas (tests/support/scripts/step_check.py, in one subprocess: logical devices must be
 set before TensorFlow starts)."""
 
 import json
@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module", name="checked")
 def _checked():
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tests", "step_check.py")],
+        [sys.executable, os.path.join(REPO, "tests", "support", "scripts", "step_check.py")],
         capture_output=True, text=True, cwd=REPO, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,5 +1,5 @@
 """What `train_step` does to the teacher, checked in float64 against an
-objective written here from MPL_SPEC §2-3, independently of mpl_tf's
+objective written here from docs/design.md, sections 1 and 3, independently of mpl_tf's
 losses and of `meta_gradient.virtual_step`.
 
 Exact feedback, soft labels: the teacher descends

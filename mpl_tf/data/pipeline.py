@@ -8,7 +8,9 @@ element is one replica's batch (global batch / replicas in sync), a dict:
 `l_images` [b,H,W,C] float32 0..255, `l_labels` [b] int32; for uda/mpl
 also `u_weak`, `u_strong` [mu*b,H,W,C] and, when the unlabeled images'
 true classes are known (diagnostics only), `u_labels` [mu*b] (-1 where
-unknown); with stored teacher labels (Reduced MPL) `l_teacher` and
+unknown, OUT_OF_CLASSES for an image of none of the classes) and, when some
+are known to be of none, `u_out_of_classes` [mu*b] (1.0 for those); with
+stored teacher labels (Reduced MPL) `l_teacher` and
 `u_teacher` [b or mu*b, classes] float32, looked up by each image's key.
 
 Where the images come from is the only difference between sources:
@@ -50,7 +52,8 @@ from mpl_tf import config
 from mpl_tf.data import registry, teacher_labels
 from mpl_tf.data.augment.ops import augment_config
 from mpl_tf.data.augment.views import Views
-from mpl_tf.data.source import Split, StreamedSplit, pipeline_layout
+from mpl_tf.data.source import (OUT_OF_CLASSES, Split, StreamedSplit,
+                                pipeline_layout)
 from mpl_tf.data.sources.arrays import arrays_source
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -126,6 +129,8 @@ class TrainInput:
         views = Views(self.aug_cfg, self.seed, self.labeled_view, unlabeled)
         gb, mu, probs = self.global_batch, self.uda_data, self.teacher_probs
         u_labels_known = unlabeled and self.source.unlabeled.labels is not None
+        out_of_classes_known = u_labels_known and bool(np.any(
+            np.asarray(self.source.unlabeled.labels) == OUT_OF_CLASSES))
         ordered = self.deterministic or not self.source.streamed
 
         def replica_of(i):
@@ -152,6 +157,9 @@ class TrainInput:
                 (mu * start, mu * gb, mu * per_replica))
             if u_labels_known:
                 out["u_labels"] = tf.cast(u_labels, tf.int32)
+            if out_of_classes_known:
+                out["u_out_of_classes"] = tf.cast(
+                    tf.equal(out["u_labels"], OUT_OF_CLASSES), tf.float32)
             if probs is not None:
                 out["u_teacher"] = probs["unlabeled"].lookup(u_keys)
             return out

@@ -10,12 +10,19 @@ from typing import Callable
 import numpy as np
 
 
+# An unlabeled image's known provenance when it is of none of the classes
+# (e.g. a folder of junk beside a user's unlabeled images); -1 is unknown.
+OUT_OF_CLASSES = -2
+
+
 @dataclasses.dataclass
 class Split:
     """Images uint8 [N, H, W, C]; labels int32 [N] (None if unknown).
 
-    An unlabeled split may carry its true labels (-1 where unknown); they
-    are never trained on, only used to log the pseudo labels' accuracy."""
+    An unlabeled split may carry its true labels (-1 where unknown,
+    OUT_OF_CLASSES for an image known to be of none of the classes); they
+    are never trained on, only used for diagnostics (the pseudo labels'
+    accuracy, how many out-of-class images pass the teacher's threshold)."""
 
     images: np.ndarray
     labels: np.ndarray | None = None

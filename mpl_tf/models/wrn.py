@@ -1,4 +1,4 @@
-"""Wide ResNet 28-k as the reference builds it (MPL_SPEC section 5).
+"""Wide ResNet 28-k as the reference builds it (docs/design.md, section 4).
 
 Stem 3x3 conv to 16k channels; three groups of four pre-activation blocks of
 widths 16k, 32k, 64k (the second and third start with stride 2); each block

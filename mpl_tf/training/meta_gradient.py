@@ -1,4 +1,4 @@
-"""The exact MPL meta-gradient, through the student's update (MPL_SPEC §3).
+"""The exact MPL meta-gradient, through the student's update (docs/design.md, section 3).
 
 With pseudo-label targets p(phi) from the teacher, the student's gradient
 g(phi) = grad_theta CE(p(phi), S(x_s; theta)) is taken inside an inner tape

@@ -1,4 +1,4 @@
-"""Meta Pseudo Labels: one step of teacher and student (MPL_SPEC section 2).
+"""Meta Pseudo Labels: one step of teacher and student (docs/design.md, section 1).
 
 1. Teacher forward on [x_l, x_w, x_s]: L_sup + lambda(t) * L_uda.
 2. Pseudo labels y^ from the teacher's strong-view logits z_s (argmax, or a
@@ -35,8 +35,8 @@ from mpl_tf.training import meta_gradient, recompute
 from mpl_tf.training.base import (TrainerModel, all_reduce_sum,
                                   global_accuracy)
 from mpl_tf.training.uda import batch_sizes as uda_batch_sizes
-from mpl_tf.training.uda import (split_teacher_logits, teacher_images,
-                                 teacher_losses, uda_metrics)
+from mpl_tf.training.uda import (out_of_class_metrics, split_teacher_logits,
+                                 teacher_images, teacher_losses, uda_metrics)
 
 # The feedback of one step, all global: the student's labeled loss before
 # and after its update, h = before - after, the new baseline, h - baseline.
@@ -369,4 +369,7 @@ class MPLModel(TrainerModel):
         if "u_labels" in batch:
             metrics["mpl/pseudo_label_accuracy"] = global_accuracy(
                 labels, batch["u_labels"])
+        # The student learns from every unlabeled image's pseudo label.
+        metrics.update(out_of_class_metrics(
+            t, batch, self.cfg, learned=tf.ones_like(labels, tf.float32)))
         return metrics

@@ -1,4 +1,4 @@
-"""Reduced Meta Pseudo Labels (MPL_SPEC section 7).
+"""Reduced Meta Pseudo Labels (docs/design.md, section 5).
 
 The large teacher is not here: its class distributions p for the training
 images were stored by `--task_mode=label` and arrive in each batch
@@ -55,5 +55,6 @@ class ReducedMPLModel(MPLModel):
         zero = tf.zeros_like(sup)
         # One view: the stored distribution labels both of the student's.
         return {"total": sup, "sup": sup, "uda": zero, "kept": zero,
+                "mask": tf.zeros_like(z_u[:, 0]),
                 "weight": zero, "z_w": z_u, "z_s": z_u,
                 "global_b": global_b, "global_u": global_u}

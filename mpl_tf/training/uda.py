@@ -41,13 +41,14 @@ def teacher_losses(teacher, batch, cfg, step):
         teacher(teacher_images(batch), training=True), batch)
     sup = losses.labeled_ce(batch["l_labels"], z_l, global_b,
                             cfg.label_smoothing)
-    uda, kept = losses.uda_consistency(z_w, z_s, cfg.uda_temp,
+    uda, mask = losses.uda_consistency(z_w, z_s, cfg.uda_temp,
                                        cfg.uda_threshold, global_u)
     weight = schedules.uda_weight(step, cfg.uda_weight, cfg.uda_steps,
                                   uda.dtype)
     return {"total": sup + weight * uda, "sup": sup, "uda": uda,
-            "kept": kept, "weight": weight, "z_w": z_w, "z_s": z_s,
-            "global_b": global_b, "global_u": global_u}
+            "mask": mask, "kept": tf.reduce_sum(mask), "weight": weight,
+            "z_w": z_w, "z_s": z_s, "global_b": global_b,
+            "global_u": global_u}
 
 
 def uda_metrics(t, lr, norm, batch):
@@ -67,6 +68,39 @@ def uda_metrics(t, lr, norm, batch):
     if "u_labels" in batch:
         metrics["uda/teacher_accuracy_on_u"] = global_accuracy(
             tf.argmax(t["z_w"], -1, output_type=tf.int32), batch["u_labels"])
+    return metrics
+
+
+def out_of_class_metrics(t, batch, cfg, learned=None):
+    """Where some unlabeled images are known to be of none of the classes
+    (`u_out_of_classes`, never trained on): their share of the unlabeled
+    batch (`ood/share`), of the images over UDA's confidence threshold
+    (`ood/share_confident`), and, for MPL, of the images whose pseudo labels
+    the student learns from, weighted by `learned` (`ood/share_learned`);
+    the teacher's mean confidence (max of its UDA target) on the images of
+    known classes and on the others. They say why a method degrades when
+    the unlabeled pool holds junk."""
+    if "u_out_of_classes" not in batch:
+        return {}
+    out = tf.cast(batch["u_out_of_classes"], tf.float32)
+    inside = tf.cast(batch["u_labels"] >= 0, tf.float32)
+    mask = tf.cast(t["mask"], tf.float32)
+    confidence = tf.reduce_max(tf.nn.softmax(
+        tf.cast(t["z_w"], tf.float32) / cfg.uda_temp, -1), -1)
+    weights = tf.ones_like(out) if learned is None else tf.cast(learned,
+                                                                tf.float32)
+    sums = all_reduce_sum([tf.reduce_sum(x) for x in (
+        out, tf.ones_like(out), out * mask, mask, out * weights, weights,
+        confidence * inside, inside, confidence * out)])
+    (n_out, n, out_kept, kept, out_learned, n_learned, conf_in, n_in,
+     conf_out) = sums
+    share = lambda a, b: a / tf.maximum(b, 1.0)  # noqa: E731
+    metrics = {"ood/share": share(n_out, n),
+               "ood/share_confident": share(out_kept, kept),
+               "ood/teacher_confidence_in": share(conf_in, n_in),
+               "ood/teacher_confidence_out": share(conf_out, n_out)}
+    if learned is not None:
+        metrics["ood/share_learned"] = share(out_learned, n_learned)
     return metrics
 
 
@@ -97,5 +131,6 @@ class UDAModel(TrainerModel):
             self.teacher_optimizer, self.teacher,
             tape.gradient(t["total"], self.teacher.trainable_variables))
         self.update_ema(step)
-        return uda_metrics(t, lr, norm, batch), {"teacher loss": t["total"],
-                                                  "teacher gradient": norm}
+        metrics = uda_metrics(t, lr, norm, batch)
+        metrics.update(out_of_class_metrics(t, batch, self.cfg))
+        return metrics, {"teacher loss": t["total"], "teacher gradient": norm}

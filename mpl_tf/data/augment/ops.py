@@ -1,4 +1,4 @@
-"""Weak and strong augmentation of image batches (MPL_SPEC section 5).
+"""Weak and strong augmentation of image batches (docs/design.md, section 4).
 
 Weak: random horizontal flip (where the data allows it), pad and random crop.
 Strong: weak -> RandAugment (2 ops chosen per image) -> cutout -> weak

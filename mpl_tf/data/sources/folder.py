@@ -4,7 +4,9 @@
               numbered in sorted order); images at any depth below it.
 --unlabeled_dir  images at any depth (uda/mpl modes only). Never trained
               on with labels; images in a subfolder named like a class are
-              used to log the pseudo labels' accuracy (a diagnosis).
+              used to log the pseudo labels' accuracy, images in `_other/`
+              (known to be of none of the classes) to log how many such
+              images the teacher is confident about (a diagnosis).
 --eval_dir    the test split, subfolders named like --train_dir's classes.
 
 Files with another extension are ignored. Every image is decoded (JPEG,
@@ -27,7 +29,7 @@ import tensorflow as tf
 
 from mpl_tf import console
 from mpl_tf.data import splits
-from mpl_tf.data.source import Source, Split, channel_stats
+from mpl_tf.data.source import OUT_OF_CLASSES, Source, Split, channel_stats
 from mpl_tf.errors import ConfigError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -155,10 +157,16 @@ def _check_no_empty_class(root, labels, classes):
             "them")
 
 
+# An --unlabeled_dir subfolder of images known to be of none of the classes.
+OTHER_FOLDER = "_other"
+
+
 def _subfolder_labels(paths, classes):
     """Class numbers of unlabeled images that sit in a subfolder named after
-    a class (-1 elsewhere): for logging the pseudo labels' accuracy only."""
+    a class, OUT_OF_CLASSES in `_other/`, -1 elsewhere: for diagnostics
+    only (never trained on)."""
     number = {c: i for i, c in enumerate(classes)}
+    number[OTHER_FOLDER] = OUT_OF_CLASSES
     labels = []
     for path in paths:
         parts = path.replace(os.sep, "/").split("/")
@@ -211,7 +219,7 @@ def from_config(name, params):
     lab, unl, val = (parts[k] for k in ("labeled", "unlabeled", "val"))
     unlabeled = np.concatenate([train[unl], extra])
     u_labels = np.concatenate([train_labels[unl], extra_labels])
-    if not np.any(u_labels >= 0):
+    if np.all(u_labels == -1):  # nothing known about any of them
         u_labels = None
     if not len(unlabeled) and name.mode != "supervised":
         raise ConfigError(

@@ -1,7 +1,7 @@
 """Decoding encoded images into fixed-size uint8 crops (ImageNet-style).
 
 Training: an "inception" crop, a random box of 8%-100% of the image's area
-and aspect ratio 3/4-4/3, resized to the target size (MPL_SPEC section 5).
+and aspect ratio 3/4-4/3, resized to the target size (docs/design.md, section 4).
 If no such box is found in 10 tries the centre crop is used instead.
 Evaluation: the central (224/256 of the shorter side) square, resized.
 JPEGs are decoded only inside the box (`decode_and_crop_jpeg`), which is

@@ -17,7 +17,9 @@ import os
 import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The repository (mpl_tf) and tests/support (the fixtures) on the path.
+_SUPPORT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.dirname(_SUPPORT)), _SUPPORT]
 
 from mpl_tf import console  # noqa: E402
 

@@ -12,6 +12,11 @@ usage: python tests/replica_check.py --feedback=taylor --steps=3 --grad_bound=0.
 import argparse
 import json
 import os
+import sys
+
+# The repository (mpl_tf) and tests/support (the fixtures) on the path.
+_SUPPORT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.dirname(_SUPPORT)), _SUPPORT]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

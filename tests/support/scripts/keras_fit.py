@@ -19,6 +19,10 @@ import os
 import sys
 import time
 
+# The repository (mpl_tf) and tests/support (the fixtures) on the path.
+_SUPPORT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.dirname(_SUPPORT)), _SUPPORT]
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402

@@ -14,7 +14,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The repository (mpl_tf) and tests/support (the fixtures) on the path.
+_SUPPORT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.dirname(_SUPPORT)), _SUPPORT]
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
