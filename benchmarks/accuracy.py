@@ -54,8 +54,63 @@ QUICK_FLAGS = ["--model_type=cnn-tiny", "--image_size=12",
                "--mpl_student_lr_wait_steps=0", "--eval_batch_size=600"]
 
 
+def flag_value(flagfile, name, extra=(), default=None):
+    """The value --name takes in a flagfile (its --flagfile includes read
+    in order, later lines winning) with `extra` flags after it."""
+    value = default
+
+    def read(path):
+        nonlocal value
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("--flagfile="):
+                    read(os.path.join(REPO, line.split("=", 1)[1]))
+                elif line.startswith(f"--{name}="):
+                    value = line.split("=", 1)[1]
+    read(os.path.join(REPO, "flags", flagfile))
+    for arg in extra:
+        if arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def image_passes(method, args):
+    """Images through a network per step (a training pass counts 3: forward
+    and backward), and those of the finetune stage (`mpl_finetune`, or a
+    recipe whose MPL flagfile finetunes). Teacher and student are the same
+    network in these recipes, so this is proportional to training FLOPs."""
+    flagfile, extra = METHODS[method]
+    flagfile = flagfile.format(recipe=args.recipe)
+    extra = [e for e in extra if "{finetune}" not in e] + [
+        e.format(finetune=args.finetune_steps) for e in extra
+        if "{finetune}" in e] + args.flag
+    b = int(flag_value(flagfile, "train_batch_size", extra, 128))
+    mu = int(flag_value(flagfile, "uda_data", extra, 4))
+    if method.startswith("mpl"):
+        # teacher on B(1 + 2mu), student on B(1 + mu), CE_old and CE_new
+        per_step = 3 * b * (1 + 2 * mu) + 3 * b * (1 + mu) + 2 * b
+        finetune = int(flag_value(flagfile, "finetune_steps", extra, 0))
+        return per_step, finetune * 3 * b
+    if method == "uda":
+        return 3 * b * (1 + 2 * mu), 0
+    return 3 * b, 0
+
+
+def steps_for(method, args):
+    """--steps, or with --compute=flops the steps whose image passes equal
+    those of `--compute_like` (MPL + its finetune) at --steps."""
+    if args.compute == "steps" or method == args.compute_like:
+        return args.steps
+    per_step, finetune = image_passes(args.compute_like, args)
+    budget = args.steps * per_step + finetune
+    own_step, own_finetune = image_passes(method, args)
+    return max(1, round((budget - own_finetune) / own_step))
+
+
 def run_one(method, seed, args):
     flagfile, extra = METHODS[method]
+    steps = steps_for(method, args)
     out = os.path.join(args.out, method, f"seed{seed}")
     flagfile = flagfile.format(recipe=args.recipe)
     cmd = [sys.executable, "-m", "mpl_tf.main",
@@ -64,9 +119,9 @@ def run_one(method, seed, args):
                       finetune=args.finetune_steps)
              for e in extra],
            f"--seed={seed}", f"--output_dir={out}", "--reset_output_dir",
-           f"--num_train_steps={args.steps}",
-           f"--save_every={max(1, args.steps // args.evals)}",
-           f"--log_every={max(1, args.steps // args.evals)}"]
+           f"--num_train_steps={steps}",
+           f"--save_every={max(1, steps // args.evals)}",
+           f"--log_every={max(1, steps // args.evals)}"]
     if args.quick:
         cmd += QUICK_FLAGS
     cmd += args.flag
@@ -86,18 +141,22 @@ def run_one(method, seed, args):
         with open(ft_history, encoding="utf-8") as f:
             final = [json.loads(line) for line in f][-1]["test"]["top1"]
     return {"curve": curve, "final": final, "teacher": teacher,
-            "before_finetune": before_finetune, "seconds": time.time() - t0}
+            "before_finetune": before_finetune, "seconds": time.time() - t0,
+            "steps": steps}
 
 
 def table(results, args):
     extra = f", flags {' '.join(args.flag)}" if args.flag else ""
+    budget = (f"{args.steps} steps" if args.compute == "steps" else
+              f"equal training FLOPs: those of {args.compute_like} at "
+              f"{args.steps} steps, finetune included")
     lines = [f"{args.data}, {args.labels} labels, recipe flags/{args.recipe}"
-             f"*.cfg, {args.steps} steps, seeds "
+             f"*.cfg, {budget}, seeds "
              f"{args.seeds}{extra}; test top-1 (%) of the deployed network "
              "(MPL: the EMA student; its teacher beside it)", "",
-             "| method | mean | std | per seed | MPL teacher, mean "
+             "| method | steps | mean | std | per seed | MPL teacher, mean "
              "| before finetune, mean | minutes per run |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for method, runs in results.items():
         finals = [100 * r["final"] for r in runs]
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0
@@ -108,7 +167,8 @@ def table(results, args):
         before = [100 * r["before_finetune"] for r in runs]
         before = (f"{statistics.mean(before):.2f}" if before != finals
                   else "—")
-        lines.append(f"| {method} | {statistics.mean(finals):.2f} | "
+        lines.append(f"| {method} | {runs[0]['steps']} | "
+                     f"{statistics.mean(finals):.2f} | "
                      f"{std:.2f} | {', '.join(f'{x:.2f}' for x in finals)} | "
                      f"{teacher} | {before} | {minutes:.1f} |")
     return "\n".join(lines)
@@ -157,6 +217,13 @@ def main():
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at once (minutes per run then include the "
                              "sharing of the CPU)")
+    parser.add_argument(
+        "--compute", choices=["steps", "flops"], default="steps",
+        help="steps: every method runs --steps; flops: every method gets "
+             "the training FLOPs (images through the network, a training "
+             "pass counting 3) of --compute_like at --steps, finetune "
+             "included: UDA and supervised run proportionally more steps")
+    parser.add_argument("--compute_like", default="mpl_taylor")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:

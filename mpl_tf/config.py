@@ -118,6 +118,13 @@ class StepConfig:
         "the reference does) or weak (the flip-and-crop view, as UDA's "
         "consistency target; the label is then less damaged by the strong "
         "augmentation).", "mpl", check=one_of("strong", "weak"))
+    mpl_label_threshold: float = option(
+        0.0, "Taylor feedback: the student learns an unlabeled image's pseudo "
+        "label (and the teacher's MPL term scores it) only when the "
+        "teacher's confidence on the image's weak view (the maximum of "
+        "UDA's target, at --uda_temp) reaches this; images it is unsure of "
+        "-- often images of none of your classes -- are left out. 0 keeps "
+        "every image (the paper).", "mpl", check=unit_interval(closed=True))
     mpl_baseline_decay: float = option(
         0.99, "Decay of the moving baseline subtracted from the feedback "
         "(ours; the reference hard-codes 0.99).", "mpl",
@@ -482,6 +489,10 @@ def check(cfg, prefix="--"):
             f"{prefix}mpl_label='soft' needs {prefix}mpl_feedback='exact': "
             "the Taylor feedback scores one discrete label; use hard or "
             "sample with taylor")
+    if cfg.mpl_label_threshold > 0 and cfg.mpl_feedback != "taylor":
+        raise ConfigError(
+            f"{prefix}mpl_label_threshold works with {prefix}mpl_feedback="
+            "'taylor' only")
     if cfg.mpl_low_memory and cfg.mpl_feedback != "taylor":
         raise ConfigError(
             f"{prefix}mpl_low_memory works with {prefix}mpl_feedback="

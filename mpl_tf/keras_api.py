@@ -50,7 +50,7 @@ _SUPERVISED_ARGS = ("label_smoothing", "weight_decay", "grad_bound",
 _UDA_ARGS = _SUPERVISED_ARGS + ("uda_weight", "uda_temp", "uda_threshold",
                                 "uda_steps")
 _MPL_ARGS = _UDA_ARGS + ("mpl_feedback", "mpl_label", "mpl_label_view",
-                         "mpl_baseline_decay", "mpl_low_memory",
+                         "mpl_label_threshold", "mpl_baseline_decay", "mpl_low_memory",
                          "mpl_recompute_teacher", "mpl_feedback_pairing")
 _REDUCED_ARGS = _SUPERVISED_ARGS + (
     "mpl_feedback", "mpl_label", "mpl_baseline_decay",

@@ -37,13 +37,17 @@ def smooth(one_hot, label_smoothing):
     return one_hot * (1.0 - label_smoothing) + label_smoothing / k
 
 
-def labeled_ce(labels, logits, global_size, label_smoothing=0.0):
-    """CE with (optionally smoothed) integer labels, summed / global size."""
+def labeled_ce(labels, logits, global_size, label_smoothing=0.0,
+               weights=None):
+    """CE with (optionally smoothed) integer labels, summed / global size;
+    `weights` (per example) scale each term, the denominator stays."""
     logits = as_loss_dtype(logits)
     targets = smooth(tf.one_hot(labels, tf.shape(logits)[-1],
                                 dtype=logits.dtype), label_smoothing)
-    return tf.reduce_sum(cross_entropy(targets, logits)) / tf.cast(
-        global_size, logits.dtype)
+    per_example = cross_entropy(targets, logits)
+    if weights is not None:
+        per_example = tf.cast(weights, per_example.dtype) * per_example
+    return tf.reduce_sum(per_example) / tf.cast(global_size, logits.dtype)
 
 
 def uda_consistency(weak_logits, strong_logits, temperature, threshold,

@@ -68,3 +68,40 @@ def test_step_time_quick_sweep_prints_rows_and_plot(tmp_path):
     assert plotted("time") == tabled(
         ["mpl_tf taylor B=2", "mpl_tf taylor B=4"], 3)
     assert plotted("memory") == tabled(["mpl_tf taylor B=4"], 4)
+
+
+def test_mismatch_quick_runs_the_user_path_and_prints_its_tables(tmp_path):
+    """benchmarks/mismatch.py --quick on a small fake Animal-Shape copy:
+    folders written, the CLI run per method and share, both tables."""
+    import gzip
+    import pickle
+
+    import numpy as np
+
+    from mpl_tf.data.sources import animal_shapes
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 250)
+    grey = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
+    for name, array in zip(animal_shapes._FILES, (grey, labels)):
+        with gzip.open(tmp_path / name, "wb") as f:
+            pickle.dump(array, f)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "mismatch.py"),
+         "--quick", "--setting=classes", f"--animal_dir={tmp_path}",
+         f"--out={out}"], capture_output=True, text=True, timeout=600,
+        cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (out / "mismatch.md").read_text(encoding="utf-8")
+    assert "| method | m = 0 % | m = 50 % |" in text
+    for method in ("supervised", "uda", "mpl"):
+        assert f"\n| {method} | " in text
+    shares = [line.split("|") for line in text.splitlines()
+              if line.startswith(("| uda | 50 |", "| mpl | 50 |"))]
+    assert len(shares) == 2
+    assert all(0.3 < float(row[3]) < 0.7 for row in shares)  # ood/share
+    # The pool's images of other classes sit in _other/, and only there.
+    other = out / "data" / "seed0" / "m50" / "unlabeled" / "_other"
+    assert len(list(other.iterdir())) == 20
+    assert not (out / "data" / "seed0" / "m0" / "unlabeled" / "_other").exists()

@@ -68,3 +68,28 @@ def test_an_unknown_view_is_refused():
             "l_labels": tf.zeros([2], tf.int32),
             "u_weak": tf.zeros([4, SIZE, SIZE, 3]),
             "u_strong": tf.zeros([4, SIZE, SIZE, 3])})
+
+
+def test_a_label_threshold_no_image_reaches_leaves_the_student_alone():
+    """--mpl_label_threshold=1.0: no pseudo label counts, so (without weight
+    decay) the student's weights do not move and the teacher's MPL term is
+    0: the teacher's step is plain UDA's. At 0 every image counts."""
+    import dataclasses
+
+    import step_fixtures as fx
+
+    def step(threshold):
+        model = fx.trainer("taylor", dropout=0.0)
+        model.cfg = dataclasses.replace(model.cfg, weight_decay=0.0,
+                                        mpl_label_threshold=threshold)
+        before = [v.numpy() for v in model.student.trainable_variables]
+        metrics = model.train_step(fx.batch(np.random.default_rng(3)))
+        after = [v.numpy() for v in model.student.trainable_variables]
+        moved = any(not np.array_equal(a, b) for a, b in zip(before, after))
+        return model, metrics, moved
+
+    _, metrics, moved = step(1.0)
+    assert not moved and float(metrics["mpl/label_ratio"]) == 0.0
+    assert float(metrics["cross_entropy/student_on_u"]) == 0.0
+    _, metrics, moved = step(0.0)
+    assert moved and "mpl/label_ratio" not in metrics

@@ -97,6 +97,7 @@ ROWS = [
     ("mpl", _cfg(mpl_baseline_decay=0.5), {T, BL}),
     ("mpl", _cfg(mpl_label="sample"), EVERYTHING),
     ("mpl", _cfg(mpl_label_view="weak"), EVERYTHING),
+    ("mpl", _cfg(mpl_label_threshold=0.99), EVERYTHING),
     ("mpl", _cfg(mpl_feedback_pairing="reference"), {T, BL}),
     ("mpl", _cfg(mpl_feedback="exact"), {T, BL}),  # hard labels: same student
     ("mpl", _cfg(mpl_low_memory=True), set()),  # the same numbers, less memory

@@ -96,6 +96,18 @@ def _checks(t, t_norm, s_loss, s_norm, feedback):
             "feedback": feedback}
 
 
+def label_weights(z_w, cfg):
+    """1.0 for the unlabeled images whose pseudo labels count, 0.0 for the
+    others: the teacher's confidence on the weak view (max of UDA's target)
+    must reach --mpl_label_threshold. None when every image counts."""
+    if not cfg.mpl_label_threshold:
+        return None
+    target = tf.nn.softmax(tf.cast(tf.stop_gradient(z_w), tf.float32)
+                           / cfg.uda_temp, -1)
+    return tf.cast(tf.reduce_max(target, -1) >= cfg.mpl_label_threshold,
+                   tf.float32)
+
+
 def _loss_dtype(network):
     return "float64" if network.compute_dtype == "float64" else "float32"
 
@@ -185,14 +197,16 @@ class MPLModel(TrainerModel):
 
     def _teacher_pass(self, batch, seed, labels=None, teacher=None):
         """Taped teacher forward: its losses, the pseudo labels (unless
-        given) and the MPL term CE(y^, z) over the global unlabeled batch,
-        which h~ scales."""
+        given) and the MPL term CE(y^, z) over the global unlabeled batch
+        (the images that count, `label_weights`), which h~ scales."""
         with tf.GradientTape() as tape:
             t = self.teacher_losses(batch, self.global_step, teacher)
             z = label_logits(t, self.cfg.mpl_label_view)
             if labels is None:
                 labels = pseudo_labels(z, self.cfg.mpl_label, seed)
-            t_mpl = losses.labeled_ce(labels, z, t["global_u"])
+            t["label_weights"] = label_weights(t["z_w"], self.cfg)
+            t_mpl = losses.labeled_ce(labels, z, t["global_u"],
+                                      weights=t["label_weights"])
         return tape, t, labels, t_mpl
 
     def _taylor_step(self, batch):
@@ -213,7 +227,8 @@ class MPLModel(TrainerModel):
             z = label_logits({"z_w": z_w, "z_s": z_s}, cfg.mpl_label_view)
             labels = pseudo_labels(z, cfg.mpl_label, seed)
             student = self._student_update(batch, labels, step,
-                                           student_call)
+                                           student_call,
+                                           label_weights(z_w, cfg))
             # Graph execution follows data, not program order: without this
             # the taped pass could run beside the student's step.
             with tf.control_dependencies([student.feedback.advantage]):
@@ -222,7 +237,8 @@ class MPLModel(TrainerModel):
         else:
             t_tape, t, labels, t_mpl = self._teacher_pass(batch, seed,
                                                           teacher=teacher_call)
-            student = self._student_update(batch, labels, step, student_call)
+            student = self._student_update(batch, labels, step, student_call,
+                                           t["label_weights"])
         fb = student.feedback
 
         t_lr = self.teacher_optimizer.learning_rate
@@ -236,8 +252,10 @@ class MPLModel(TrainerModel):
         return metrics, _checks(t, t_norm, student.loss, student.grad_norm,
                                 fb.value)
 
-    def _student_update(self, batch, labels, step, student_call=None):
-        """Student step on the pseudo labels, then the feedback h.
+    def _student_update(self, batch, labels, step, student_call=None,
+                        weights=None):
+        """Student step on the pseudo labels (those with weight 1 when
+        `weights` is given), then the feedback h.
 
         `student_call`: a callable standing in for the student's training
         call. -> StudentStep
@@ -251,7 +269,7 @@ class MPLModel(TrainerModel):
             s_u, s_l = tf.split(s_logits, [tf.shape(x_s)[0],
                                            tf.shape(x_l)[0]], axis=0)
             s_loss = losses.labeled_ce(labels, s_u, global_u,
-                                       cfg.label_smoothing)
+                                       cfg.label_smoothing, weights)
         s_grads = s_tape.gradient(s_loss, self.student.trainable_variables)
         if self._paired:
             # One set of batch-norm and dropout-seed values for both
@@ -369,7 +387,14 @@ class MPLModel(TrainerModel):
         if "u_labels" in batch:
             metrics["mpl/pseudo_label_accuracy"] = global_accuracy(
                 labels, batch["u_labels"])
-        # The student learns from every unlabeled image's pseudo label.
-        metrics.update(out_of_class_metrics(
-            t, batch, self.cfg, learned=tf.ones_like(labels, tf.float32)))
+        weights = t.get("label_weights")
+        if weights is None:  # every unlabeled image's pseudo label counts
+            weights = tf.ones_like(labels, tf.float32)
+        else:
+            kept, count = all_reduce_sum([tf.reduce_sum(weights),
+                                          tf.cast(tf.size(weights),
+                                                  tf.float32)])
+            metrics["mpl/label_ratio"] = kept / count
+        metrics.update(out_of_class_metrics(t, batch, self.cfg,
+                                            learned=weights))
         return metrics
