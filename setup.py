@@ -30,7 +30,10 @@ setuptools.setup(
                              # the linter .ci/run runs (ruff.toml)
                              "ruff>=0.6"],
                     # benchmarks/accuracy.py draws its plot with it;
-                    # animal-mnist ships the Animal-Shape images
-                    "bench": ["matplotlib>=3.7", "animal-mnist==0.4"]},
+                    # animal-mnist ships the Animal-Shape images; Pillow
+                    # draws Font-Letters (its fonts: the Debian package
+                    # texlive-fonts-extra, mpl_tf/data/sources/font_letters.py)
+                    "bench": ["matplotlib>=3.7", "animal-mnist==0.4",
+                              "pillow>=10"]},
     entry_points={"console_scripts": ["mpl_tf=mpl_tf.main:run_cli"]},
 )

@@ -7,7 +7,9 @@
 
 --data: `digits` (scikit-learn's 8x8 digits, 1,197 training images) or
 `animal_shapes` (Animal-Shape, 28x28 silhouettes, 8,000 training images;
-`pip install -e '.[bench]'` installs it).
+`pip install -e '.[bench]'` installs it) or `font_letters` (26 letters from
+774 fonts, 28x28, 37,648 training images; needs the Debian package
+texlive-fonts-extra and Pillow).
 
 Every method trains with the same step budget (--steps) from the project's
 flagfiles (--recipe: flags/digits_50*.cfg, or flags/image_folder*.cfg, the
@@ -48,7 +50,7 @@ METHODS = {
 }
 DEFAULT_METHODS = ("supervised,uda,mpl_taylor,mpl_exact_soft,mpl_finetune,"
                    "supervised_all_labels")
-POOL_SIZE = {"digits": 1197, "animal_shapes": 8000}
+POOL_SIZE = {"digits": 1197, "animal_shapes": 8000, "font_letters": 37648}
 QUICK_FLAGS = ["--model_type=cnn-tiny", "--image_size=12",
                "--train_batch_size=8", "--uda_data=2",
                "--mpl_student_lr_wait_steps=0", "--eval_batch_size=600"]

@@ -227,6 +227,12 @@ class RunConfig(StepConfig):
         "views). Unset: the data source decides (off for digits and SVHN, "
         "on for CIFAR, ImageNet and image folders). Turn it off for digits, "
         "text or anything whose mirror image is another class.", "data")
+    cutout_fraction: float = option(
+        None, "Side of the strong view's cutout square as a share of the "
+        "image side (0 turns cutout off). Unset: the data source decides "
+        "(0.25 for digits, 0.5 for the others, the reference's 16 of 32).",
+        "data", check=lambda v: None if v is None else
+        unit_interval(closed=True)(v))
     randaugment: str = option(
         "stateless", "RandAugment engine. stateless: ours, reproducible from "
         "(seed, step), so resumed and multi-replica runs see the same "

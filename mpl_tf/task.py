@@ -99,11 +99,12 @@ def build_trainer(params, source, strategy):
 
 
 def augmentation(params, source):
-    """The source's augmentation with --hflip, --augment_magnitude and
-    --randaugment."""
+    """The source's augmentation with --hflip, --augment_magnitude,
+    --randaugment and --cutout_fraction."""
     return augment_config(source, {"hflip": params.hflip,
                                    "magnitude": params.augment_magnitude,
-                                   "randaugment": params.randaugment})
+                                   "randaugment": params.randaugment,
+                                   "cutout_fraction": params.cutout_fraction})
 
 
 def train_input(params, source, teacher_probs=None):

@@ -163,3 +163,18 @@ def test_flip_crop_and_cutout():
     moved = augment.flip_and_crop(tf.ones([64, 8, 8, 1]), cfg,
                                   tf.constant([3, 4], tf.int64)).numpy()
     assert (moved == 128).any() and (moved == 1).any()
+
+
+def test_cutout_fraction_sets_the_strong_views_cutout():
+    source = digits.load(10, seed=0, image_size=16)  # its own fraction: 0.25
+    unset = config.defaults(dataset_name="digits_10", output_dir="/tmp/x")
+    assert task.augmentation(unset, source).cutout == 4
+    half = config.defaults(dataset_name="digits_10", output_dir="/tmp/x",
+                           cutout_fraction=0.5)
+    assert task.augmentation(half, source).cutout == 8
+    off = config.defaults(dataset_name="digits_10", output_dir="/tmp/x",
+                          cutout_fraction=0.0)
+    assert task.augmentation(off, source).cutout == 0
+    with pytest.raises(ConfigError, match="--cutout_fraction=1.5 is not"):
+        config.check(config.defaults(dataset_name="digits_10",
+                                     output_dir="/tmp/x", cutout_fraction=1.5))

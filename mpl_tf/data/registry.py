@@ -35,6 +35,7 @@ class Dataset:
 DATASETS = {
     "digits": Dataset("mpl_tf.data.sources.digits"),
     "animal_shapes": Dataset("mpl_tf.data.sources.animal_shapes"),
+    "font_letters": Dataset("mpl_tf.data.sources.font_letters"),
     "cifar10": Dataset("mpl_tf.data.sources.tfds"),
     "cifar100": Dataset("mpl_tf.data.sources.tfds"),
     "svhn": Dataset("mpl_tf.data.sources.tfds", flags=("svhn_use_extra",)),

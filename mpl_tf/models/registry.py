@@ -3,7 +3,7 @@
 import dataclasses
 
 from mpl_tf.errors import ConfigError
-from mpl_tf.models.cnn import build_cnn
+from mpl_tf.models.cnn import build_cnn, build_dense_cnn
 from mpl_tf.models.resnet import build_resnet50
 from mpl_tf.models.wrn import build_wrn28
 
@@ -14,6 +14,9 @@ _BUILDERS = {
     "cnn-small": lambda cfg, name: build_cnn(cfg, 32, name),
     "cnn-16": lambda cfg, name: build_cnn(cfg, 16, name),
     "cnn-tiny": lambda cfg, name: build_cnn(cfg, 8, name),
+    # widths 32/64, flatten, dense 128: the practitioner's 28x28 CNN shape
+    "cnn-32-dense": lambda cfg, name: build_dense_cnn(cfg, 32, 128, name),
+    "cnn-16-dense": lambda cfg, name: build_dense_cnn(cfg, 16, 128, name),
 }
 MODEL_TYPES = tuple(_BUILDERS)
 

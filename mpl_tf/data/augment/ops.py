@@ -48,18 +48,19 @@ class AugmentConfig:
 
     @classmethod
     def for_source(cls, source, hflip=None, magnitude=DEFAULT_MAGNITUDE,
-                   randaugment="stateless"):
+                   randaugment="stateless", cutout_fraction=None):
         """A source's augmentation, as the reference frames it: pad
         image_size/8 (4 at 32), cutout from the source's fraction (16 of
         32), the source's fill (reference: 128). Inception-cropped sources
-        are flipped only, not padded. `hflip`, unless None, overrides the
-        source's own choice of flipping."""
+        are flipped only, not padded. `hflip` and `cutout_fraction`, unless
+        None, override the source's own choices."""
         size = source.image_size
+        fraction = (source.cutout_fraction if cutout_fraction is None
+                    else cutout_fraction)
         return cls(image_size=size,
                    pad=0 if source.crop == "inception" else max(1, size // 8),
                    hflip=source.hflip if hflip is None else hflip,
-                   fill=source.fill,
-                   cutout=int(round(size * source.cutout_fraction)),
+                   fill=source.fill, cutout=int(round(size * fraction)),
                    magnitude=magnitude, randaugment=randaugment)
 
     def get_config(self):
@@ -169,8 +170,9 @@ def augment_config(source, augment=None):
     """How `source` is augmented (`AugmentConfig.for_source`: pad
     image_size/8, cutout from the source's fraction, its flip and fill,
     RandAugment magnitude 5 on the reference's 0..30 scale), with `augment`
-    overriding fields by name: hflip (None: the source's choice),
-    magnitude, randaugment, and any other AugmentConfig field (image_size,
+    overriding fields by name: hflip and cutout_fraction (None: the
+    source's choice), magnitude, randaugment, and any other AugmentConfig
+    field (image_size,
     pad, fill, cutout, ops_per_image). An `AugmentConfig` is used as is.
     The command line passes its --hflip, --augment_magnitude and
     --randaugment here; `fit` users their own dict."""
@@ -180,7 +182,8 @@ def augment_config(source, augment=None):
     cfg = AugmentConfig.for_source(
         source, augment.pop("hflip", None),
         augment.pop("magnitude", DEFAULT_MAGNITUDE),
-        augment.pop("randaugment", "stateless"))
+        augment.pop("randaugment", "stateless"),
+        augment.pop("cutout_fraction", None))
     unknown = set(augment) - set(cfg.get_config())
     if unknown:
         raise ValueError(f"augment: unknown keys {sorted(unknown)}; known: "
