@@ -9,7 +9,8 @@ from mpl_tf import compat
 
 
 def _model():
-    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+    inner = keras.Sequential([keras.Input((3,)),
+                              keras.layers.Dense(4, name="inner_dense"),
                               keras.layers.Dropout(0.5, seed=1)],
                              name="inner")
     inputs = keras.Input((3,))
@@ -22,7 +23,7 @@ def test_sublayers_and_their_own_variables():
     model, inner = _model()
     layers = compat.sublayers(model)
     names = {layer.name for layer in layers}
-    assert {"inner", "bn", "head", "dense"} <= names  # nested Dense too
+    assert {"inner", "bn", "head", "inner_dense"} <= names  # nested too
     assert model not in layers and model in compat.sublayers(
         model, include_self=True)
     assert compat.own_trainable_variables(inner) == []  # its layers' only

@@ -34,11 +34,11 @@ def test_uda_mask_and_denominator():
     weak = np.array([[5.0, 0.0, 0.0], [0.1, 0.0, 0.0]], np.float32)
     strong = np.array([[1.0, 2.0, 0.0], [3.0, 0.0, 0.0]], np.float32)
     temp, threshold = 0.7, 0.6
-    loss, kept = losses.uda_consistency(weak, strong, temp, threshold, 8.0)
+    loss, mask = losses.uda_consistency(weak, strong, temp, threshold, 8.0)
     q = tf.nn.softmax(weak[0] / temp).numpy()
     log_p = tf.nn.log_softmax(strong[0]).numpy()
     expected = -(q * log_p).sum() / 8.0  # all 8 unlabeled images, not 1
-    assert float(kept) == 1.0
+    assert mask.numpy().tolist() == [1.0, 0.0]
     np.testing.assert_allclose(float(loss), expected, rtol=1e-6)
 
 
