@@ -132,15 +132,14 @@ def _with_step_signature(cls, positional, keywords):
     `positional`: [(name, default)] before them; `keywords`: after."""
     kind = inspect.Parameter
     defaults = StepConfig()
-    params = [kind("self", kind.POSITIONAL_OR_KEYWORD)]
-    params += [kind(name, kind.POSITIONAL_OR_KEYWORD, default=default)
+    params = [kind(name, kind.POSITIONAL_OR_KEYWORD, default=default)
                for name, default in positional]
     params += [kind(name, kind.KEYWORD_ONLY, default=default)
                for name, default in keywords]
     params += [kind(name, kind.KEYWORD_ONLY, default=getattr(defaults, name))
                for name in cls._STEP_ARGS]
     params.append(kind("name", kind.KEYWORD_ONLY, default=None))
-    cls.__init__.__signature__ = inspect.Signature(params)
+    cls.__signature__ = inspect.Signature(params)
 
 
 class _StartDataAtModelStep(keras.callbacks.Callback):
@@ -418,30 +417,39 @@ class ReducedMetaPseudoLabels(MetaPseudoLabels, ReducedMPLModel):
                 "student": keras.saving.serialize_keras_object(self.student)}
 
 
-@keras.saving.register_keras_serializable(package="mpl_tf")
-class UDA(_KerasTrainer, UDAModel):
-    """Unsupervised Data Augmentation: your network trained on labeled CE
-    plus the consistency between its weak- and strong-view predictions
-    (MetaPseudoLabels' teacher half). `loss` in the logs = teacher_on_l +
-    uda/weight * teacher_on_u."""
+class _OneNetwork(_KerasTrainer):
+    """The Keras face of a step that trains one network (UDA, supervised)."""
 
-    _STEP_ARGS = _UDA_ARGS
+    _DEFAULT_NAME = None
+    _OPTIMIZER_ATTRIBUTE = None  # where the step class keeps its optimizer
 
     def __init__(self, model, *, ema_model=None, name=None, **step_args):
         cfg = _step_config(type(self), step_args)
         _check_network(model, "model")
         ema = _twin(model, ema_model, "model") if cfg.ema_decay > 0 else None
         super().__init__(cfg, model, None, ema_network=ema,
-                         name=name or "uda")
+                         name=name or self._DEFAULT_NAME)
         self._init_keras(cfg)
 
     def compile(self, optimizer=None, *, steps_per_execution=1,
                 jit_compile="auto", run_eagerly=False):
         """`optimizer`: any Keras optimizer, a name, or None for SGD with
         Nesterov momentum 0.9 at the flags' default --lr (0.016)."""
-        self._compile([("optimizer", "teacher_optimizer", _prepare_optimizer(
-            optimizer, LR, "optimizer"))], steps_per_execution, jit_compile,
-                      run_eagerly)
+        self._compile([("optimizer", self._OPTIMIZER_ATTRIBUTE,
+                        _prepare_optimizer(optimizer, LR, "optimizer"))],
+                      steps_per_execution, jit_compile, run_eagerly)
+
+
+@keras.saving.register_keras_serializable(package="mpl_tf")
+class UDA(_OneNetwork, UDAModel):
+    """Unsupervised Data Augmentation: your network trained on labeled CE
+    plus the consistency between its weak- and strong-view predictions
+    (MetaPseudoLabels' teacher half). `loss` in the logs = teacher_on_l +
+    uda/weight * teacher_on_u."""
+
+    _STEP_ARGS = _UDA_ARGS
+    _DEFAULT_NAME = "uda"
+    _OPTIMIZER_ATTRIBUTE = "teacher_optimizer"
 
     @staticmethod
     def fit_loss(logs):
@@ -453,27 +461,13 @@ class UDA(_KerasTrainer, UDAModel):
 
 
 @keras.saving.register_keras_serializable(package="mpl_tf")
-class Supervised(_KerasTrainer, SupervisedModel):
+class Supervised(_OneNetwork, SupervisedModel):
     """Your network on the labeled images alone (the baseline; also the
     finetune stage after MPL). `loss` = cross_entropy/model_on_l."""
 
     _STEP_ARGS = _SUPERVISED_ARGS
-
-    def __init__(self, model, *, ema_model=None, name=None, **step_args):
-        cfg = _step_config(type(self), step_args)
-        _check_network(model, "model")
-        ema = _twin(model, ema_model, "model") if cfg.ema_decay > 0 else None
-        super().__init__(cfg, model, None, ema_network=ema,
-                         name=name or "supervised")
-        self._init_keras(cfg)
-
-    def compile(self, optimizer=None, *, steps_per_execution=1,
-                jit_compile="auto", run_eagerly=False):
-        """`optimizer`: any Keras optimizer, a name, or None for SGD with
-        Nesterov momentum 0.9 at the flags' default --lr (0.016)."""
-        self._compile([("optimizer", "optimizer_", _prepare_optimizer(
-            optimizer, LR, "optimizer"))], steps_per_execution, jit_compile,
-                      run_eagerly)
+    _DEFAULT_NAME = "supervised"
+    _OPTIMIZER_ATTRIBUTE = "optimizer_"
 
     @staticmethod
     def fit_loss(logs):

@@ -383,20 +383,17 @@ def main(argv):
     console.configure_logging(mpl_flags.FLAGS)  # before TensorFlow loads
     from mpl_tf.training.loop import NonFiniteError
     from mpl_tf.training.preemption import Preempted
+
+    # How each way a run can end early is told: (prefix, exit status).
+    endings = {ConfigError: ("error", 2), NonFiniteError: ("stopped", 3),
+               StorageError: ("error", 4), Preempted: ("preempted", 143)}
     try:
         run(mpl_flags.from_flags())
-    except ConfigError as err:
-        print(f"mpl_tf: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except NonFiniteError as err:
-        print(f"mpl_tf: stopped: {err}", file=sys.stderr)
-        sys.exit(3)
-    except StorageError as err:
-        print(f"mpl_tf: error: {err}", file=sys.stderr)
-        sys.exit(4)
-    except Preempted as err:
-        print(f"mpl_tf: preempted: {err}", file=sys.stderr)
-        sys.exit(143)
+    except tuple(endings) as err:
+        word, status = next(v for k, v in endings.items()
+                            if isinstance(err, k))
+        print(f"mpl_tf: {word}: {err}", file=sys.stderr)
+        sys.exit(status)
 
 
 def run_cli():
