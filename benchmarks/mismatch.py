@@ -156,12 +156,19 @@ def run_one(method, data_dir, out, size, args):
     if args.quick:
         cmd += ["--model_type=cnn-tiny", "--train_batch_size=8",
                 "--uda_data=2", "--finetune_steps=2"]
+    done = os.path.join(out, "result.json")
+    if os.path.exists(done):  # finished by an earlier, interrupted sweep
+        with open(done, encoding="utf-8") as f:
+            return json.load(f)
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                           check=False)
     if proc.returncode:
         raise RuntimeError(f"{method} {out} failed:\n{proc.stderr[-3000:]}")
-    return _result(out, time.time() - t0)
+    result = _result(out, time.time() - t0)
+    with open(done, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return result
 
 
 def _result(out, seconds):
