@@ -181,13 +181,26 @@ def _result(out, seconds):
     if os.path.exists(finetuned):
         with open(finetuned, encoding="utf-8") as f:
             final = [json.loads(line) for line in f][-1]["test"]["top1"]
-    logged = [r.get("train", {}) for r in records]
-    ood = {name: statistics.fmean(v for r in logged
-                                  if (v := r.get(name)) is not None)
-           for name in OOD_NAMES if any(r.get(name) is not None
-                                        for r in logged)}
     return {"final": final, "before_finetune": before, "teacher": teacher,
-            "ood": ood, "seconds": seconds}
+            "ood": logged_means(os.path.join(out, "train"), OOD_NAMES),
+            "seconds": seconds}
+
+
+def logged_means(events_dir, names):
+    """Mean of each scalar over every logged step of a run's TensorBoard
+    events (a logged value is one step's batch, so one is too noisy)."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    values = {}
+    for path in tf.io.gfile.glob(os.path.join(events_dir, "events*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag in names:
+                    values.setdefault(value.tag, []).append(
+                        float(tf.make_ndarray(value.tensor)))
+    return {name: statistics.fmean(v) for name, v in values.items()}
 
 
 def _mean_std(values):
