@@ -143,7 +143,9 @@ def run_one(method, seed, args):
         with open(ft_history, encoding="utf-8") as f:
             final = [json.loads(line) for line in f][-1]["test"]["top1"]
     return {"curve": curve, "final": final, "teacher": teacher,
-            "before_finetune": before_finetune, "seconds": time.time() - t0,
+            "before_finetune": before_finetune,
+            "finetuned": os.path.exists(ft_history),
+            "seconds": time.time() - t0,
             "steps": steps}
 
 
@@ -167,8 +169,8 @@ def table(results, args):
                     if r.get("teacher") is not None]
         teacher = f"{statistics.mean(teachers):.2f}" if teachers else "—"
         before = [100 * r["before_finetune"] for r in runs]
-        before = (f"{statistics.mean(before):.2f}" if before != finals
-                  else "—")
+        before = (f"{statistics.mean(before):.2f}"
+                  if any(r.get("finetuned") for r in runs) else "—")
         lines.append(f"| {method} | {runs[0]['steps']} | "
                      f"{statistics.mean(finals):.2f} | "
                      f"{std:.2f} | {', '.join(f'{x:.2f}' for x in finals)} | "
