@@ -132,6 +132,13 @@ def run_one(method, seed, args):
                           check=False)
     if proc.returncode:
         raise RuntimeError(f"{method} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    return {**read_scores(out), "seconds": time.time() - t0, "steps": steps}
+
+
+def read_scores(out):
+    """A finished run's test top-1 curve, its deployed network's final score
+    (MPL: the student after its finetune, if one ran), the score before the
+    finetune and the teacher's, from its eval_history.jsonl files."""
     with open(os.path.join(out, "eval_history.jsonl"), encoding="utf-8") as f:
         records = [json.loads(line) for line in f]
     curve = [(r["step"], r["test"]["top1"]) for r in records]
@@ -144,9 +151,7 @@ def run_one(method, seed, args):
             final = [json.loads(line) for line in f][-1]["test"]["top1"]
     return {"curve": curve, "final": final, "teacher": teacher,
             "before_finetune": before_finetune,
-            "finetuned": os.path.exists(ft_history),
-            "seconds": time.time() - t0,
-            "steps": steps}
+            "finetuned": os.path.exists(ft_history)}
 
 
 def table(results, args):

@@ -44,6 +44,7 @@ import sys
 import time
 
 import numpy as np
+from accuracy import read_scores  # benchmarks/, the script's own directory
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -172,30 +173,18 @@ def run_one(method, data_dir, out, size, args):
 
 
 def _result(out, seconds):
-    with open(os.path.join(out, "eval_history.jsonl"), encoding="utf-8") as f:
-        records = [json.loads(line) for line in f]
-    final = records[-1]["test"]["top1"]
-    before = final
-    teacher = records[-1].get("teacher", {}).get("test", {}).get("top1")
-    finetuned = os.path.join(out, "finetune", "eval_history.jsonl")
-    if os.path.exists(finetuned):
-        with open(finetuned, encoding="utf-8") as f:
-            final = [json.loads(line) for line in f][-1]["test"]["top1"]
-    return {"final": final, "before_finetune": before, "teacher": teacher,
-            "ood": logged_means(os.path.join(out, "train"), OOD_NAMES),
-            "seconds": seconds}
+    return {**read_scores(out), "seconds": seconds,
+            "ood": logged_means(os.path.join(out, "train"), OOD_NAMES)}
 
 
 def logged_means(events_dir, names):
     """Mean of each scalar over every logged step of a run's TensorBoard
     events (a logged value is one step's batch, so one is too noisy)."""
     import tensorflow as tf
-    from tensorflow.core.util import event_pb2
 
     values = {}
     for path in tf.io.gfile.glob(os.path.join(events_dir, "events*")):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
+        for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
                 if value.tag in names:
                     values.setdefault(value.tag, []).append(
